@@ -1,0 +1,60 @@
+"""Altair figure builders: DataFrame in, alt.Chart out, the same for the page and the figure export.
+
+This package holds what every figure shares: one colour-blind-safe palette (Okabe and Ito, 2008) in
+which the same thing has the same colour on every page, and small helpers for log axes and markers.
+Each concept's builders live in core/charts/<concept>.py, beside core/<concept>.py.
+"""
+
+from __future__ import annotations
+
+import altair as alt
+import pandas as pd
+
+from core.nonfinite import finite_rows
+
+OKABE_ITO = {
+    "black": "#000000", "orange": "#E69F00", "sky": "#56B4E9", "green": "#009E73",
+    "yellow": "#F0E442", "blue": "#0072B2", "vermillion": "#D55E00", "purple": "#CC79A7", "grey": "#999999",
+}
+
+# One colour per thing, across every page: SGD is blue everywhere, Adam vermillion, "mean" green...
+COLORS = {
+    "sgd": OKABE_ITO["blue"], "momentum": OKABE_ITO["sky"], "adam": OKABE_ITO["vermillion"],
+    "adamw": OKABE_ITO["orange"], "rmsprop": OKABE_ITO["green"], "adagrad": OKABE_ITO["purple"],
+    "float32": OKABE_ITO["blue"], "float64": OKABE_ITO["orange"],
+    "flushed to zero": OKABE_ITO["vermillion"], "subnormal (precision lost)": OKABE_ITO["orange"],
+    "normal": OKABE_ITO["blue"], "overflow to inf": OKABE_ITO["purple"],
+}
+
+WIDTH = "container"  # charts take their column's width; the export sets a fixed one
+HEIGHT = 300
+
+
+def color(field: str, domain: list[str] | tuple[str, ...], title: str | None = None) -> alt.Color:
+    """A colour encoding whose every name keeps its house colour (unknown names get the leftovers)."""
+    spare = iter(c for c in OKABE_ITO.values() if c not in COLORS.values())
+    return alt.Color(
+        f"{field}:N",
+        scale=alt.Scale(domain=list(domain), range=[COLORS.get(d) or next(spare, "#666666") for d in domain]),
+        title=title,
+        legend=alt.Legend(orient="bottom", columns=3, labelLimit=320),
+    )
+
+
+def log_axis(field: str, title: str, *, fmt: str = ".0e") -> alt.X:
+    return alt.X(field, scale=alt.Scale(type="log"), axis=alt.Axis(format=fmt, grid=True), title=title)
+
+
+def vertical_marker(value: float, label: str) -> alt.LayerChart:
+    """A dashed vertical rule at value with a label: 'your setting' on a sweep."""
+    data = pd.DataFrame({"x": [value], "label": [label]})
+    tooltip = [alt.Tooltip("label:N", title="marker"), alt.Tooltip("x:Q", title="at", format=".3g")]
+    base = alt.Chart(data).encode(x="x:Q", tooltip=tooltip)
+    rule = base.mark_rule(strokeDash=[6, 3], color=OKABE_ITO["black"])
+    text = base.mark_text(align="left", dx=4, dy=-6, baseline="bottom").encode(text="label:N", y=alt.value(0))
+    return rule + text
+
+
+def chartable(df: pd.DataFrame) -> pd.DataFrame:
+    """The rows a chart may draw: DESIGN rule 5, no ±inf or NaN reaches Vega."""
+    return finite_rows(df).reset_index(drop=True)

@@ -1,0 +1,132 @@
+"""Figures of the loss-scaling page. Every builder takes the DataFrame its core function returns."""
+
+from __future__ import annotations
+
+import math
+
+import altair as alt
+import pandas as pd
+
+from core.charts import COLORS, HEIGHT, OKABE_ITO, WIDTH, chartable, color, log_axis, vertical_marker
+from core.fp16 import LARGEST, SMALLEST_NORMAL, SMALLEST_SUBNORMAL
+from core.loss_scaling import OPTIMIZERS
+
+
+def gradient_ratio_chart(df: pd.DataFrame, scale: float) -> alt.LayerChart:
+    """Per weight: how far grad(s·loss) / grad(loss) is from s, against the size of that gradient."""
+    data = chartable(df.assign(abs_grad=df.grad.abs(), deviation=(df.ratio / scale - 1).abs()).query("abs_grad > 0"))
+    floor = 1e-18  # an exact match (deviation 0) is drawn on the floor of the log axis
+    data = data.assign(shown=data.deviation.clip(lower=floor))
+    points = alt.Chart(data).mark_point(filled=True, size=40, opacity=0.8).encode(
+        x=log_axis("abs_grad:Q", "|gradient of the loss| for that weight"),
+        y=alt.Y("shown:Q", scale=alt.Scale(type="log"), axis=alt.Axis(format=".0e"),
+                title="|ratio / s − 1| (0 drawn at 1e-18)"),
+        color=color("dtype", ["float32", "float64"], "computed in"),
+        tooltip=["parameter:N", "index:Q", "dtype:N", alt.Tooltip("grad:Q", format=".3e"),
+                 alt.Tooltip("ratio:Q", format=".10g", title="grad(s·loss)/grad(loss)"),
+                 alt.Tooltip("deviation:Q", format=".2e", title="|ratio/s − 1|")],
+    )
+    eps = pd.DataFrame({"y": [2.0**-24], "label": ["half a float32 ulp (2^-24)"]})
+    rule = alt.Chart(eps).mark_rule(strokeDash=[4, 4], color=OKABE_ITO["grey"]).encode(y="y:Q", tooltip=["label:N"])
+    return (points + rule).properties(
+        title=f"Every gradient is multiplied by s = {scale:g}: the only deviation is rounding",
+        width=WIDTH, height=HEIGHT)
+
+
+def update_ratio_chart(sweep: pd.DataFrame, scale: float) -> alt.LayerChart:
+    """Log-log: ||update at s·loss|| / ||update at loss|| against s, one line per optimizer."""
+    data = chartable(sweep).query("update_ratio > 0")
+    lines = alt.Chart(data).mark_line(point=alt.OverlayMarkDef(size=18)).encode(
+        x=log_axis("scale:Q", "loss multiplied by s"),
+        y=alt.Y("update_ratio:Q", scale=alt.Scale(type="log"), axis=alt.Axis(format=".0e"),
+                title="update size at s·loss ÷ update size at loss"),
+        color=color("optimizer", OPTIMIZERS),
+        tooltip=["optimizer:N", alt.Tooltip("scale:Q", format=".2e", title="s"),
+                 alt.Tooltip("update_ratio:Q", format=".4g", title="update ratio")],
+    )
+    diagonal = pd.DataFrame({"scale": [data.scale.min(), data.scale.max()]}).assign(update_ratio=lambda d: d.scale)
+    diag = alt.Chart(diagonal).mark_line(strokeDash=[2, 4], color=OKABE_ITO["grey"]).encode(
+        x="scale:Q", y="update_ratio:Q", tooltip=[alt.Tooltip("scale:Q", title="ratio = s", format=".0e")])
+    return (diag + lines + vertical_marker(scale, f"your s = {scale:g}")).properties(
+        title="How much the step shrinks when the loss does depends on the optimizer", width=WIDTH, height=HEIGHT)
+
+
+def equivalent_runs_chart(curves: pd.DataFrame) -> alt.Chart:
+    """Training loss over steps: SGD at loss·s beside SGD at lr·s; Adam at loss·s beside Adam at loss."""
+    data = chartable(curves).query("loss > 0")
+    runs = list(dict.fromkeys(curves.run))
+    return alt.Chart(data).mark_line(point=alt.OverlayMarkDef(size=25)).encode(
+        x=alt.X("step:Q", title="step"),
+        y=alt.Y("loss:Q", scale=alt.Scale(type="log"), title="training loss (unscaled MSE)"),
+        color=alt.Color("run:N", scale=alt.Scale(
+            domain=runs, range=[COLORS["sgd"], OKABE_ITO["sky"], COLORS["adam"], OKABE_ITO["orange"]]),
+            legend=alt.Legend(orient="bottom", columns=2, labelLimit=320)),
+        strokeDash=alt.StrokeDash("run:N", scale=alt.Scale(domain=runs, range=[[1, 0], [6, 4], [1, 0], [6, 4]]),
+                                  legend=None),
+        tooltip=["run:N", "step:Q", alt.Tooltip("loss:Q", format=".6g")],
+    ).properties(title="Overlaid runs: a dashed line on a solid one is the same run", width=WIDTH, height=HEIGHT)
+
+
+def frozen_chart(sweep: pd.DataFrame, scale: float) -> alt.LayerChart:
+    """Share of float32 weights that one step did not change at all, against s."""
+    data = chartable(sweep)
+    lines = alt.Chart(data).mark_line(point=alt.OverlayMarkDef(size=18)).encode(
+        x=log_axis("scale:Q", "loss multiplied by s"),
+        y=alt.Y("frozen_fraction:Q", axis=alt.Axis(format="%"), title="weights unchanged by step 1"),
+        color=color("optimizer", OPTIMIZERS),
+        tooltip=["optimizer:N", alt.Tooltip("scale:Q", format=".2e", title="s"),
+                 alt.Tooltip("frozen_fraction:Q", format=".1%", title="unchanged")],
+    )
+    return (lines + vertical_marker(scale, f"your s = {scale:g}")).properties(
+        title="θ + Δθ rounds back to θ in float32 when the step is tiny beside the weight", width=WIDTH, height=HEIGHT)
+
+
+FP16_LIMITS = pd.DataFrame({
+    "log2": [math.log2(SMALLEST_SUBNORMAL), math.log2(SMALLEST_NORMAL), math.log2(LARGEST)],
+    "limit": ["smallest subnormal 2^-24", "smallest normal 2^-14", "largest 65504"],
+})
+
+
+def _limit_rules(field: str) -> alt.Chart:
+    return alt.Chart(FP16_LIMITS.rename(columns={"log2": field})).mark_rule(strokeDash=[4, 3]).encode(
+        x=f"{field}:Q", tooltip=["limit:N", alt.Tooltip(f"{field}:Q", format=".2f", title="log2")])
+
+
+def magnitude_histogram_chart(hist: pd.DataFrame, log2_scale: int) -> alt.LayerChart:
+    """Histogram of |2^k · gradient| in whole log2 bins, coloured by what float16 does to each bin."""
+    regions = ["flushed to zero", "subnormal (precision lost)", "normal", "overflow to inf"]
+    bars = alt.Chart(hist).mark_bar().encode(
+        x=alt.X("log2_lo:Q", bin=alt.Bin(step=1), title=f"log2 |2^{log2_scale} × gradient|"),
+        y=alt.Y("sum(count):Q", title="number of weights"),
+        color=color("region", regions, "in float16"),
+        tooltip=[alt.Tooltip("log2_lo:Q", title="from 2^"), "count:Q", "region:N"],
+    )
+    return (bars + _limit_rules("log2_lo")).properties(
+        title="Where the gradients land among float16's limits", width=WIDTH, height=HEIGHT)
+
+
+def fp16_sweep_chart(sweep: pd.DataFrame, log2_scale: int) -> alt.LayerChart:
+    """Fraction of non-zero gradients lost to zero or to inf when 2^k · g is cast to float16."""
+    lines = alt.Chart(sweep).mark_line(point=alt.OverlayMarkDef(size=18)).encode(
+        x=alt.X("log2_scale:Q", title="loss scale, log2 (16 is GradScaler's start, 65536)"),
+        y=alt.Y("fraction:Q", axis=alt.Axis(format="%"), title="share of non-zero gradients"),
+        color=color("fate", ["flushed to zero", "overflow to inf"], "cast to float16"),
+        tooltip=["fate:N", "log2_scale:Q", alt.Tooltip("fraction:Q", format=".3%")],
+    )
+    return (lines + vertical_marker(log2_scale, f"your 2^{log2_scale}")).properties(
+        title="Too small a scale loses gradients to zero; too large a one, to inf", width=WIDTH, height=HEIGHT)
+
+
+def grad_scaler_chart(trace: pd.DataFrame) -> alt.LayerChart:
+    """GradScaler's scale over steps (log2 axis), skipped steps marked."""
+    events = {True: "inf found: step skipped, scale halved", False: "clean step"}
+    data = trace.assign(log2_scale=trace.scale.map(math.log2), event=trace.skipped.map(events))
+    base = alt.Chart(data).encode(
+        x=alt.X("step:Q", title="step"),
+        y=alt.Y("log2_scale:Q", title="log2 of the loss scale", scale=alt.Scale(zero=False)),
+        tooltip=["step:Q", alt.Tooltip("scale:Q", format=",.0f"), "event:N", alt.Tooltip("loss:Q", format=".4f")],
+    )
+    line = base.mark_line(interpolate="step-after", color=COLORS["sgd"])
+    skips = base.transform_filter("datum.skipped").mark_point(shape="cross", size=90, color=COLORS["adam"], filled=True)
+    return (line + skips).properties(
+        title="torch.amp.GradScaler: doubles after clean runs, halves and skips on inf", width=WIDTH, height=HEIGHT)

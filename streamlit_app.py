@@ -1,0 +1,19 @@
+"""Gradient Lab: the entry point. Page config, the navigation over every built page, the shared seed."""
+
+import streamlit as st
+
+from content import words
+from core.registry import PAGES
+
+st.set_page_config(page_title="Gradient Lab", page_icon=":material/functions:", layout="wide")
+
+APP = words("app")
+home = st.Page("pages/home.py", title=APP["home"], icon=":material/home:", default=True)
+concepts = [st.Page(p.path, title=words(p.name)["title"], icon=p.icon, url_path=p.name) for p in PAGES]
+current = st.navigation({APP["nav.start"]: [home], APP["nav.concepts"]: concepts})
+
+with st.sidebar:
+    st.number_input(APP["seed.label"], min_value=0, max_value=9999, value=0, step=1, key="seed",
+                    bind="query-params", help=APP["seed.help"])
+
+current.run()

@@ -1,0 +1,130 @@
+"""The Streamlit glue every page shares: the blocks of the page template, in the template's order.
+
+A concept page reads like a description of its UI:
+
+    page = ui.Page("loss_scaling", core.CONTROLS)
+    page.header()                      # 1. the question
+    page.predict()                     # 2. predict first, 3. the short answer
+    page.experiment("update")          # 4. an experiment: heading ...
+    s = page.control("scale_exp")      #    ... its controls (bound to the URL) ...
+    df = page.run(core.sweep, s=s)     #    ... one cached core call ...
+    page.chart(charts.sweep(df), df, "sweep")   # ... its chart with a CSV download ...
+    page.reading("update", ratio=...)  #    ... and the paragraph that reads it
+    page.misconceptions(...)           # 5. each wrong claim beside its live number
+    page.show_code(core.sweep)         # 6. the source of the very function that ran
+    page.takeaways()                   # 7. takeaways and references
+
+Everything with words takes them from content/<lang>/<page>.toml.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+import altair as alt
+import pandas as pd
+import streamlit as st
+
+from content import words
+from core.controls import Control, find
+from ui.cache import run
+from ui.controls import render
+
+__all__ = ["Page", "run", "seed"]
+
+APP = words("app")
+
+
+def seed() -> int:
+    """The seed control shared by all pages (streamlit_app.py draws it in the sidebar)."""
+    return int(st.session_state.get("seed", 0))
+
+
+class Page:
+    def __init__(self, name: str, controls: tuple[Control, ...] = ()):
+        self.name, self.table, self.words = name, controls, words(name)
+        self.seed = seed()
+
+    # 1. The question
+    def header(self) -> None:
+        st.title(self.words["title"])
+        st.markdown(f"> {self.words['question']}")
+
+    # 2. Predict first, then 3. the short answer
+    def predict(self, **values: Any) -> None:
+        w = self.words
+        with st.container(border=True):
+            options = w["predict.options"]
+            choice = st.radio(w["predict.prompt"], options, index=None, key=f"{self.name}_predict")
+            hurry = st.checkbox(APP["predict.reveal"], key=f"{self.name}_reveal")
+            if choice is not None:
+                right = options.index(choice) == w["predict.answer"]
+                (st.success if right else st.warning)(APP["predict.right" if right else "predict.wrong"])
+            if choice is not None or hurry:
+                st.markdown(f"**{APP['predict.short_answer']}** {w('short_answer', **values)}")
+
+    # 4. Experiments
+    def experiment(self, key: str) -> None:
+        st.header(self.words[f"experiments.{key}.title"], divider="gray")
+        intro = self.words.get(f"experiments.{key}.intro")
+        if intro:
+            st.markdown(intro)
+
+    def control(self, key: str) -> Any:
+        return render(self.name, find(self.table, key), self.words)
+
+    def controls(self, *keys: str) -> tuple[Any, ...]:
+        """Several controls side by side, in one row."""
+        values = []
+        for column, key in zip(st.columns(len(keys)), keys):
+            with column:
+                values.append(self.control(key))
+        return tuple(values)
+
+    def run(self, fn: Callable, *args: Any, **kwargs: Any) -> Any:
+        return run(fn, *args, **kwargs)
+
+    def chart(self, chart: alt.TopLevelMixin, data: pd.DataFrame, name: str) -> None:
+        st.altair_chart(chart, width="stretch", key=f"{self.name}_{name}_chart")
+        st.download_button(
+            APP["chart.download_csv"], data=lambda: data.to_csv(index=False), file_name=f"{self.name}_{name}.csv",
+            mime="text/csv", on_click="ignore", key=f"{self.name}_{name}_csv", icon=":material/download:",
+        )
+
+    def metrics(self, items: dict[str, str]) -> None:
+        """A row of live numbers: {label key under metrics.: formatted value}."""
+        for column, (key, value) in zip(st.columns(len(items)), items.items()):
+            column.metric(self.words[f"metrics.{key}"], value)
+
+    def reading(self, key: str, **values: Any) -> None:
+        st.markdown(self.words(f"experiments.{key}.reading", **values))
+
+    def nonfinite(self, found: dict[Any, Any], *, what: str = "step") -> None:
+        """Say where runs went non-finite; the chart beside it shows only the finite part."""
+        for run_name, at in found.items():
+            st.warning(APP("nonfinite", run=run_name, what=what, at=at), icon=":material/warning:")
+
+    # 5. Misconceptions
+    def misconceptions(self, **values: Any) -> None:
+        st.header(APP["misconceptions.title"], divider="gray")
+        for item in self.words["misconceptions"]:
+            with st.container(border=True):
+                st.markdown(f"**{APP['misconceptions.claim']}** ~~{item['claim']}~~")
+                st.markdown(f"**{APP['misconceptions.live']}** {item['evidence'].format(**values)}")
+
+    # 6. Show the code
+    def show_code(self, *functions: Callable) -> None:
+        st.header(APP["code.title"], divider="gray")
+        st.caption(APP["code.caption"])
+        for fn in functions:
+            with st.expander(f"`{fn.__module__}.{fn.__qualname__}`"):
+                st.code(inspect.getsource(fn), language="python")
+
+    # 7. Takeaways and references
+    def takeaways(self) -> None:
+        st.header(APP["takeaways.title"], divider="gray")
+        st.markdown("\n".join(f"- {t}" for t in self.words["takeaways"]))
+        st.subheader(APP["takeaways.references"])
+        st.markdown("\n".join(f"- [{r['title']}]({r['url']})" for r in self.words["references"]))
