@@ -28,7 +28,8 @@ import pandas as pd
 import streamlit as st
 
 from content import words
-from core.controls import Control, find
+from core.controls import Control, defaults, find
+from core.figures import Figure
 from ui.cache import run
 from ui.controls import render
 
@@ -43,9 +44,12 @@ def seed() -> int:
 
 
 class Page:
-    def __init__(self, name: str, controls: tuple[Control, ...] = ()):
-        self.name, self.table, self.words = name, controls, words(name)
+    def __init__(self, name: str, controls: tuple[Control, ...] = (), figures: dict[str, Figure] | None = None):
+        self.name, self.table, self.words, self.figures = name, controls, words(name), figures or {}
         self.seed = seed()
+        # Every control's value as the page has drawn it so far (defaults until then), plus the seed:
+        # the settings a figure reads, the same dict the export builds from a preset.
+        self.settings: dict[str, Any] = {**defaults(controls), "seed": self.seed}
 
     # 1. The question
     def header(self) -> None:
@@ -73,7 +77,8 @@ class Page:
             st.markdown(intro)
 
     def control(self, key: str) -> Any:
-        return render(self.name, find(self.table, key), self.words)
+        self.settings[key] = render(self.name, find(self.table, key), self.words)
+        return self.settings[key]
 
     def controls(self, *keys: str) -> tuple[Any, ...]:
         """Several controls side by side, in one row."""
@@ -85,6 +90,13 @@ class Page:
 
     def run(self, fn: Callable, *args: Any, **kwargs: Any) -> Any:
         return run(fn, *args, **kwargs)
+
+    def figure(self, name: str) -> pd.DataFrame:
+        """Draw FIGURES[name] at the current settings (data cached by its inputs); return its data."""
+        figure = self.figures[name]
+        data = run(figure.data, **figure.arguments(self.settings))
+        self.chart(figure.chart(data, self.settings), data, name)
+        return data
 
     def chart(self, chart: alt.TopLevelMixin, data: pd.DataFrame, name: str) -> None:
         st.altair_chart(chart, width="stretch", key=f"{self.name}_{name}_chart")

@@ -7,9 +7,10 @@ import math
 import altair as alt
 import pandas as pd
 
+import core.loss_scaling as core
 from core.charts import COLORS, HEIGHT, OKABE_ITO, WIDTH, chartable, color, log_axis, vertical_marker
+from core.figures import Figure
 from core.fp16 import LARGEST, SMALLEST_NORMAL, SMALLEST_SUBNORMAL
-from core.loss_scaling import OPTIMIZERS
 
 
 def gradient_ratio_chart(df: pd.DataFrame, scale: float) -> alt.LayerChart:
@@ -40,7 +41,7 @@ def update_ratio_chart(sweep: pd.DataFrame, scale: float) -> alt.LayerChart:
         x=log_axis("scale:Q", "loss multiplied by s"),
         y=alt.Y("update_ratio:Q", scale=alt.Scale(type="log"), axis=alt.Axis(format=".0e"),
                 title="update size at s·loss ÷ update size at loss"),
-        color=color("optimizer", OPTIMIZERS),
+        color=color("optimizer", core.OPTIMIZERS),
         tooltip=["optimizer:N", alt.Tooltip("scale:Q", format=".2e", title="s"),
                  alt.Tooltip("update_ratio:Q", format=".4g", title="update ratio")],
     )
@@ -73,7 +74,7 @@ def frozen_chart(sweep: pd.DataFrame, scale: float) -> alt.LayerChart:
     lines = alt.Chart(data).mark_line(point=alt.OverlayMarkDef(size=18)).encode(
         x=log_axis("scale:Q", "loss multiplied by s"),
         y=alt.Y("frozen_fraction:Q", axis=alt.Axis(format="%"), title="weights unchanged by step 1"),
-        color=color("optimizer", OPTIMIZERS),
+        color=color("optimizer", core.OPTIMIZERS),
         tooltip=["optimizer:N", alt.Tooltip("scale:Q", format=".2e", title="s"),
                  alt.Tooltip("frozen_fraction:Q", format=".1%", title="unchanged")],
     )
@@ -130,3 +131,45 @@ def grad_scaler_chart(trace: pd.DataFrame) -> alt.LayerChart:
     skips = base.transform_filter("datum.skipped").mark_point(shape="cross", size=90, color=COLORS["adam"], filled=True)
     return (line + skips).properties(
         title="torch.amp.GradScaler: doubles after clean runs, halves and skips on inf", width=WIDTH, height=HEIGHT)
+
+
+# The page's figures, by name: what the page draws and what the export writes (core/figures.py).
+# Each data function takes the page's settings by their control keys; s = 10^scale_exp.
+def _ratios(scale_exp: int, seed: int) -> pd.DataFrame:
+    return core.gradient_ratios(10.0**scale_exp, seed=seed)
+
+
+def _sweep(lr: float, steps: int, eps_exp: int, seed: int) -> pd.DataFrame:
+    return core.scaling_sweep(lr=lr, steps=steps, eps=10.0**eps_exp, seed=seed)
+
+
+def _runs(scale_exp: int, lr: float, weight_decay: float, seed: int) -> pd.DataFrame:
+    return core.equivalent_runs(10.0**scale_exp, lr=lr, weight_decay=weight_decay, seed=seed).curves
+
+
+def _histogram(fp16_log2_scale: int, seed: int) -> pd.DataFrame:
+    return core.fp16_histogram(fp16_log2_scale, seed=seed)
+
+
+def _fates(seed: int) -> pd.DataFrame:
+    return core.fp16_fates(seed=seed)
+
+
+def _trace(growth_interval: int, seed: int) -> pd.DataFrame:
+    return core.grad_scaler_run(growth_interval=growth_interval, seed=seed)
+
+
+FIGURES: dict[str, Figure] = {
+    "gradient_ratios": Figure(("scale_exp", "seed"), _ratios,
+                              lambda df, s: gradient_ratio_chart(df, 10.0 ** s["scale_exp"])),
+    "update_ratio": Figure(("lr", "steps", "eps_exp", "seed"), _sweep,
+                           lambda df, s: update_ratio_chart(df, 10.0 ** s["scale_exp"])),
+    "equivalent_runs": Figure(("scale_exp", "lr", "weight_decay", "seed"), _runs,
+                              lambda df, s: equivalent_runs_chart(df)),
+    "frozen": Figure(("lr", "steps", "eps_exp", "seed"), _sweep,
+                     lambda df, s: frozen_chart(df, 10.0 ** s["scale_exp"])),
+    "fp16_histogram": Figure(("fp16_log2_scale", "seed"), _histogram,
+                             lambda df, s: magnitude_histogram_chart(df, s["fp16_log2_scale"])),
+    "fp16_sweep": Figure(("seed",), _fates, lambda df, s: fp16_sweep_chart(df, s["fp16_log2_scale"])),
+    "grad_scaler": Figure(("growth_interval", "seed"), _trace, lambda df, s: grad_scaler_chart(df)),
+}
