@@ -33,8 +33,8 @@ def mlp(sizes: tuple[int, ...], activation: type[nn.Module] = nn.Tanh, *, seed: 
     for i, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:])):
         if i:
             layers.append(activation())
-        layers.append(nn.Linear(fan_in, fan_out))
-    return seeded_init_(nn.Sequential(*layers), generator(seed))
+        layers.append(nn.Linear(fan_in, fan_out, device="meta"))  # no storage, no draw from the global RNG
+    return seeded_init_(nn.Sequential(*layers).to_empty(device="cpu"), generator(seed))
 
 
 def regression_data(n: int, features: int, *, seed: int = 0, noise: float = 0.1) -> tuple[torch.Tensor, torch.Tensor]:

@@ -125,7 +125,8 @@ def gradient_cosine(scale: float, *, seed: int = 0) -> float:
         model, x, y = reference_problem(seed)
         (s * nn.MSELoss()(model(x), y)).backward()
         flats.append(torch.cat([p.grad.flatten() for p in model.parameters()]).double())
-    return torch.nn.functional.cosine_similarity(flats[0], flats[1], dim=0).item()
+    a, b = flats  # not F.cosine_similarity: its eps clamps the norms, and at s = 1e-10 the norm is below it
+    return (a @ b / (torch.linalg.vector_norm(a) * torch.linalg.vector_norm(b))).item()
 
 
 class _Copies(nn.Module):

@@ -16,7 +16,7 @@ s = 10.0 ** page.control("scale_exp")
 ratios = page.figure("gradient_ratios")
 worst = (ratios.ratio / s - 1).abs().groupby(ratios.dtype).max()
 cosine = page.run(core.gradient_cosine, s, seed=page.seed)
-page.metrics({"dev32": f"{worst['float32']:.1e}", "dev64": f"{worst['float64']:.1e}", "cosine": f"{cosine:.12f}"})
+page.metrics({"dev32": f"{worst['float32']:.1e}", "dev64": f"{worst['float64']:.1e}", "cosine": f"{1 - cosine:.1e}"})
 page.reading("gradients", s=s, dev32=worst["float32"], dev64=worst["float64"], cosine=cosine)
 
 # 2. The update depends on the optimizer

@@ -37,7 +37,7 @@ def color(field: str, domain: list[str] | tuple[str, ...], title: str | None = N
         f"{field}:N",
         scale=alt.Scale(domain=list(domain), range=[COLORS.get(d) or next(spare, "#666666") for d in domain]),
         title=title,
-        legend=alt.Legend(orient="bottom", columns=3, labelLimit=320),
+        legend=alt.Legend(orient="right", labelLimit=260),
     )
 
 
@@ -51,7 +51,7 @@ def vertical_marker(value: float, label: str) -> alt.LayerChart:
     tooltip = [alt.Tooltip("label:N", title="marker"), alt.Tooltip("x:Q", title="at", format=".3g")]
     base = alt.Chart(data).encode(x="x:Q", tooltip=tooltip)
     rule = base.mark_rule(strokeDash=[6, 3], color=OKABE_ITO["black"])
-    text = base.mark_text(align="left", dx=4, dy=-6, baseline="bottom").encode(text="label:N", y=alt.value(0))
+    text = base.mark_text(align="left", dx=4, dy=4, baseline="top").encode(text="label:N", y=alt.value(0))
     return rule + text
 
 

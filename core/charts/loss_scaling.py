@@ -61,7 +61,7 @@ def equivalent_runs_chart(curves: pd.DataFrame) -> alt.Chart:
         y=alt.Y("loss:Q", scale=alt.Scale(type="log"), title="training loss (unscaled MSE)"),
         color=alt.Color("run:N", scale=alt.Scale(
             domain=runs, range=[COLORS["sgd"], OKABE_ITO["sky"], COLORS["adam"], OKABE_ITO["orange"]]),
-            legend=alt.Legend(orient="bottom", columns=2, labelLimit=320)),
+            legend=alt.Legend(orient="right", labelLimit=260)),
         strokeDash=alt.StrokeDash("run:N", scale=alt.Scale(domain=runs, range=[[1, 0], [6, 4], [1, 0], [6, 4]]),
                                   legend=None),
         tooltip=["run:N", "step:Q", alt.Tooltip("loss:Q", format=".6g")],
