@@ -1,0 +1,225 @@
+"""The reduction page's facts, each against an independent computation with a stated tolerance."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from torch import nn
+
+import core.reduction as core
+
+# float32 sums of a few hundred terms: relative rounding well below 1e-5.
+RTOL32 = 1e-5
+
+
+@pytest.mark.parametrize("batch_size", [1, 7, 32, 256])
+def test_sum_gradient_is_exactly_b_times_the_mean_gradient(batch_size):
+    ratio = core.gradient_norm("sum", batch_size, seed=3) / core.gradient_norm("mean", batch_size, seed=3)
+    assert ratio == pytest.approx(batch_size, rel=RTOL32)
+
+
+def test_gradient_norm_matches_a_float64_recomputation():
+    # Second route: per-example gradients by hand-rolled autograd in float64, summed.
+    model, x, y = core.reference_problem(5)
+    model = model.double()
+    model.zero_grad()
+    ((model(x[:40].double()) - y[:40].double()) ** 2).sum().backward()
+    expected = torch.linalg.vector_norm(core.flat_grad(model)).item()
+    assert core.gradient_norm("sum", 40, seed=5) == pytest.approx(expected, rel=RTOL32)
+
+
+def test_unknown_names_raise_and_list_the_valid_ones():
+    with pytest.raises(ValueError, match="mean, sum"):
+        core.gradient_norm("none", 8)
+    with pytest.raises(ValueError, match="mean_of_batch_means, weighted"):
+        core.epoch_loss([1.0, 2.0], 1, "true")
+    with pytest.raises(ValueError, match="sgd, adam"):
+        core.make_optimizer("lbfgs", [torch.zeros(1, requires_grad=True)], 0.1)
+    with pytest.raises(ValueError):
+        core.gradient_norm("mean", 0)
+
+
+def test_per_sample_gradients_match_the_closed_form_of_a_linear_model():
+    # y_hat = w.x + b, loss (y_hat - y)^2: d/dw = 2 (y_hat - y) x, d/db = 2 (y_hat - y), in float64.
+    gen = torch.Generator().manual_seed(1)
+    model = nn.Linear(3, 1).double()
+    x, y = torch.randn(9, 3, generator=gen, dtype=torch.float64), torch.randn(9, 1, generator=gen, dtype=torch.float64)
+    residual = (model(x) - y).detach()  # (B, 1)
+    expected = torch.cat([2 * residual * x, 2 * residual], dim=1)  # (B, 4): weight then bias, parameters() order
+    got = core.per_sample_gradients(model, nn.MSELoss(), x, y)
+    torch.testing.assert_close(got, expected, rtol=1e-12, atol=1e-12)
+
+
+def test_per_sample_gradients_equal_the_loop_and_average_to_the_mean_gradient():
+    model, x, y = core.reference_problem(2)
+    x, y = x[:50], y[:50]
+    fast = core.per_sample_gradients(model, nn.MSELoss(), x, y)
+    slow = core.per_sample_gradients_loop(model, nn.MSELoss(), x, y)
+    assert fast.shape == (50, sum(p.numel() for p in model.parameters()))
+    torch.testing.assert_close(fast, slow, rtol=1e-5, atol=1e-6)
+    model.zero_grad()
+    nn.MSELoss()(model(x), y).backward()
+    torch.testing.assert_close(fast.mean(dim=0), core.flat_grad(model), rtol=1e-5, atol=1e-6)
+
+
+def test_per_sample_experiment():
+    result = core.per_sample(48, seed=4)
+    assert result.loop_gap < 1e-6  # float32 rounding between two routes to the same numbers
+    # Accumulating per-example backward() calls gives the 'sum' gradient: B times the mean's, not a new one.
+    assert result.accumulated_gap < 1e-5
+    assert result.batch_norm == pytest.approx(core.gradient_norm("mean", 48, seed=4), rel=RTOL32)
+    model, x, y = core.reference_problem(4)
+    loop = core.per_sample_gradients_loop(model, nn.MSELoss(), x[:48], y[:48]).double()
+    assert result.mean_norm == pytest.approx(torch.linalg.vector_norm(loop, dim=1).mean().item(), rel=RTOL32)
+    np.testing.assert_allclose(result.norms.norm, torch.linalg.vector_norm(loop, dim=1).numpy(), rtol=1e-5)
+
+
+def test_epoch_loss_on_hand_made_numbers():
+    losses = [1.0, 2.0, 3.0, 4.0, 10.0]  # batches of 2: [1, 2], [3, 4], [10] with means 1.5, 3.5, 10
+    assert core.epoch_loss(losses, 2, "mean_of_batch_means") == pytest.approx((1.5 + 3.5 + 10) / 3, abs=1e-12)
+    assert core.epoch_loss(losses, 2, "weighted") == pytest.approx(20 / 5, abs=1e-12)
+    assert core.epoch_loss(losses, 5, "mean_of_batch_means") == pytest.approx(4.0, abs=1e-12)  # one batch
+    assert core.epoch_loss(torch.tensor(losses), 99, "weighted") == pytest.approx(4.0, abs=1e-12)
+
+
+@pytest.mark.parametrize(("n", "b"), [(100, 32), (64, 32), (7, 30), (1, 1), (300, 128)])
+def test_short_batch(n, b):
+    result = core.short_batch(n, b, seed=1)
+    df = result.examples
+    losses = df.loss.to_numpy(dtype=np.float64)
+    assert result.true_mean == pytest.approx(losses.mean(), rel=1e-6)
+    assert result.weighted == pytest.approx(losses.mean(), rel=1e-6)  # float(l) * len(y) summed / N: the true mean
+    means = [losses[i : i + b].mean() for i in range(0, n, b)]
+    assert result.mean_of_batch_means == pytest.approx(np.mean(means), rel=1e-6)
+    assert result.last_len == n - b * (math.ceil(n / b) - 1)
+    full = min(n, b)
+    np.testing.assert_allclose(df.relative, full / df.batch_len, rtol=1e-12)  # the short batch weighs B / b more
+    np.testing.assert_allclose(df.groupby("batch").weight.sum(), 1.0, rtol=1e-12)  # each step averages its batch
+
+
+def test_d2l_updater_matches_torch_optim_sgd_on_the_mean_loss():
+    # One step by hand against torch.optim.SGD from the same start.
+    model_a, x, y = core.reference_problem(6)
+    model_b, _, _ = core.reference_problem(6)
+    nn.MSELoss(reduction="none")(model_a(x[:20]), y[:20]).sum().backward()
+    core.d2l_sgd(model_a.parameters(), 0.1, 20)
+    opt = torch.optim.SGD(model_b.parameters(), lr=0.1)
+    nn.MSELoss()(model_b(x[:20]), y[:20]).backward()
+    opt.step()
+    torch.testing.assert_close(core.flat_params(model_a), core.flat_params(model_b), rtol=1e-6, atol=1e-7)
+    assert all(torch.count_nonzero(p.grad) == 0 for p in model_a.parameters())  # the updater clears the grads
+
+
+@pytest.mark.parametrize(("n", "b"), [(100, 32), (10, 3), (5, 64)])
+def test_d2l_routes_agree_over_epochs_with_a_short_batch(n, b):
+    routes = core.d2l_routes(n, b, lr=0.05, seed=2)
+    assert routes.gap_d2l < 1e-5
+    assert routes.gap_none_mean < 1e-5
+    assert routes.loss_gap < 1e-6
+
+
+def test_training_sum_steps_b_times_further_and_at_lr_over_b_is_the_mean_run():
+    b = 16
+    runs = core.train_runs(b, lr=0.01, steps=20, seed=1)
+    assert runs.step_ratio == pytest.approx(b, rel=1e-4)
+    assert runs.sgd_gap < 1e-5
+    curves = runs.curves.pivot(index="step", columns="run", values="loss")
+    np.testing.assert_allclose(curves["SGD, sum, lr / B"], curves["SGD, mean, lr"], rtol=1e-4)
+    assert runs.adam_gap < 1e-4
+
+
+def test_adam_on_the_sum_is_adam_on_the_mean_with_eps_over_b():
+    # A second route: m and sqrt(v) both carry the factor B, eps does not.
+    b, lr, steps = 32, 0.05, 30
+    runs = core.train_runs(b, lr=lr, steps=steps, seed=0)
+    model, x, y = core.reference_problem(0)
+    opt = torch.optim.Adam(model.parameters(), lr=lr, eps=1e-8 / b)
+    losses = [nn.functional.mse_loss(model(x), y).item()]
+    for batch in core.batch_indices(steps, b, core.N_POOL, seed=0):
+        opt.zero_grad()
+        nn.MSELoss()(model(x[batch]), y[batch]).backward()
+        opt.step()
+        losses.append(nn.functional.mse_loss(model(x), y).item())
+    got = runs.curves[runs.curves.run == "Adam, sum, lr"].loss.to_numpy()
+    np.testing.assert_allclose(got, losses, rtol=1e-4)
+
+
+def test_at_batch_size_one_sum_and_mean_are_the_same_run():
+    runs = core.train_runs(1, lr=0.05, steps=10, seed=0)
+    curves = runs.curves.pivot(index="step", columns="run", values="loss")
+    np.testing.assert_array_equal(curves["SGD, sum, lr"], curves["SGD, mean, lr"])
+    assert runs.step_ratio == 1.0
+
+
+def test_a_diverging_run_is_recorded_not_raised():
+    runs = core.train_runs(256, lr=0.5, steps=40, seed=0)
+    assert "SGD, sum, lr" in runs.diverged
+    assert len(runs.curves) == 5 * 41  # every run keeps a row per step, NaN after the break
+
+
+def test_norm_sweep():
+    sweep = core.norm_sweep(seed=0)
+    norms = sweep.norms.set_index(["batch_size", "reduction"])
+    for b in core.SWEEP_BATCHES:
+        assert norms.loc[(b, "mean"), "first"] == pytest.approx(core.gradient_norm("mean", b, seed=0), rel=RTOL32)
+        for column in ("lo", "median", "hi"):  # same draws: the sum is B times the mean, quantile by quantile
+            assert norms.loc[(b, "sum"), column] == pytest.approx(b * norms.loc[(b, "mean"), column], rel=1e-9)
+    # Closed form: with replacement, E||g_B - g||^2 = tr(Sigma) / B; tr(Sigma) recomputed in float64 from the loop.
+    model, x, y = core.reference_problem(0)
+    g = core.per_sample_gradients_loop(model, nn.MSELoss(), x, y).double()
+    trace = ((g - g.mean(dim=0)) ** 2).sum(dim=1).mean().item()
+    spread = sweep.spread.set_index("batch_size")
+    for b in core.SWEEP_BATCHES:
+        assert spread.loc[b, "closed_form"] == pytest.approx(math.sqrt(trace / b), rel=1e-5)
+        # 128 draws of a squared norm: its mean is within ~15% of its expectation; the root within ~8%.
+        assert spread.loc[b, "spread"] == pytest.approx(math.sqrt(trace / b), rel=0.12)
+    assert sweep.full_norm == pytest.approx(torch.linalg.vector_norm(g.mean(dim=0)).item(), rel=1e-5)
+
+
+def test_class_weights_mean_divides_by_the_sum_of_the_targets_weights():
+    result = core.class_weights(5.0, seed=0)
+    df = result.examples
+    # Independent float64 recomputation: log-softmax by hand.
+    x, y = core.classification_data(12, core.N_FEATURES, 3, seed=0)
+    logits = core.mlp((core.N_FEATURES, 3), seed=0)(x).detach().double()
+    nll = -(logits - logits.exp().sum(dim=1, keepdim=True).log())[torch.arange(12), y]  # (N,)
+    w = torch.ones(3, dtype=torch.float64)
+    w[result.rare] = 5.0
+    expected = (w[y] * nll).sum() / w[y].sum()
+    assert result.library_mean == pytest.approx(expected.item(), rel=1e-6)
+    assert result.weight_sum == pytest.approx(w[y].sum().item(), rel=1e-12)
+    assert result.total / result.weight_sum == pytest.approx(result.library_mean, rel=1e-6)
+    assert result.total / len(df) != pytest.approx(result.library_mean, rel=1e-3)  # not the mean over N
+    counts = np.bincount(df.target, minlength=3)
+    assert counts[result.rare] == counts[counts > 0].min()
+
+
+def test_class_weight_one_is_the_ordinary_mean():
+    result = core.class_weights(1.0, seed=3)
+    assert result.weight_sum == len(result.examples)
+    assert result.library_mean == pytest.approx(result.total / len(result.examples), rel=1e-6)
+
+
+def test_same_seed_same_numbers_other_seed_other_numbers():
+    a, b, c = (core.train_runs(8, steps=10, seed=s) for s in (7, 7, 8))
+    pd.testing.assert_frame_equal(a.curves, b.curves)
+    assert not a.curves.equals(c.curves)
+    pd.testing.assert_frame_equal(core.norm_sweep(seed=7).norms, core.norm_sweep(seed=7).norms)
+    pd.testing.assert_frame_equal(core.short_batch(50, 16, seed=7).examples, core.short_batch(50, 16, seed=7).examples)
+    assert core.per_sample(16, seed=7).norms.equals(core.per_sample(16, seed=7).norms)
+
+
+def test_timing_reports_both_routes():
+    times = core.time_per_sample(8, seed=0, repeats=1)
+    assert set(times) == {"vmap", "loop"}
+    assert all(math.isfinite(v) and v >= 0 for v in times.values())
+
+
+def test_core_does_not_import_streamlit():
+    import inspect
+
+    assert "streamlit" not in inspect.getsource(core)
