@@ -6,7 +6,8 @@ import string
 
 import pytest
 
-from content import ROOT as CONTENT, Words, words
+from content import ROOT as CONTENT
+from content import Words, words
 from core.registry import PAGES
 
 TEMPLATE_KEYS = ("title", "question", "short_answer", "takeaways", "predict.prompt", "predict.options",

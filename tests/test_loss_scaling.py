@@ -130,9 +130,9 @@ def test_sgd_freezes_entirely_at_tiny_scales_and_never_at_one():
 
 def test_float16_limits_are_torch_finfo():
     info = torch.finfo(torch.float16)
-    assert fp16.SMALLEST_SUBNORMAL == info.smallest_normal * 2.0**-10
-    assert fp16.SMALLEST_NORMAL == info.tiny
-    assert fp16.LARGEST == info.max
+    assert info.smallest_normal * 2.0**-10 == fp16.SMALLEST_SUBNORMAL
+    assert info.tiny == fp16.SMALLEST_NORMAL
+    assert info.max == fp16.LARGEST
 
 
 def test_underflow_threshold_is_half_the_smallest_subnormal():

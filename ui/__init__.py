@@ -28,6 +28,7 @@ import pandas as pd
 import streamlit as st
 
 from content import words
+from core import figures
 from core.controls import Control, defaults, find
 from core.figures import Figure
 from ui.cache import run
@@ -92,14 +93,18 @@ class Page:
         return run(fn, *args, **kwargs)
 
     def figure(self, name: str) -> pd.DataFrame:
-        """Draw FIGURES[name] at the current settings (data cached by its inputs); return its data."""
-        figure = self.figures[name]
-        data = run(figure.data, **figure.arguments(self.settings))
-        self.chart(figure.chart(data, self.settings), data, name)
+        """Draw FIGURES[name] at the current settings (cached by the settings it reads); return its data."""
+        data, spec = run(figures.spec, self.name, name, dict(self.figures[name].view(self.settings)))
+        st.vega_lite_chart(spec=spec, width="stretch", key=f"{self.name}_{name}_chart")
+        self.download(data, name)
         return data
 
     def chart(self, chart: alt.TopLevelMixin, data: pd.DataFrame, name: str) -> None:
+        """An Altair chart that is not in the page's FIGURES (prefer a figure: the export sees those)."""
         st.altair_chart(chart, width="stretch", key=f"{self.name}_{name}_chart")
+        self.download(data, name)
+
+    def download(self, data: pd.DataFrame, name: str) -> None:
         st.download_button(
             APP["chart.download_csv"], data=lambda: data.to_csv(index=False), file_name=f"{self.name}_{name}.csv",
             mime="text/csv", on_click="ignore", key=f"{self.name}_{name}_csv", icon=":material/download:",
