@@ -1,0 +1,275 @@
+"""Accuracy vs loss: why the two disagree, what calibration is, and what class imbalance does to accuracy.
+
+Concept: accuracy asks only which side of the decision boundary each example falls on; cross-entropy
+asks how much probability the model gave the true class. So a model can grow more accurate and more
+over-confident at once, and its few confident mistakes can outweigh everything else in the mean loss.
+A wrong example always costs at least ln 2 nats (the true class has at most half the probability), so
+the mean loss is never below (1 - accuracy) * ln 2.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from dataclasses import dataclass
+
+import pandas as pd
+import torch
+from torch import nn
+
+from core.controls import Control
+from core.data import generator, mlp
+
+LN2 = math.log(2.0)
+
+# Experiment 3's data: a 3-class Gaussian mixture in 400 dimensions, 1000 validation and 1000 test
+# examples. With far more dimensions than training examples the small MLP fits every noisy training
+# label, yet its decision boundary keeps following the class means: accuracy holds while confidence grows.
+CLASSES, FEATURES, HIDDEN, SEPARATION, N_VAL, N_TEST = 3, 400, 32, 4.0, 1000, 1000
+BATCH, LR, MOMENTUM = 16, 0.05, 0.9
+T_MIN, T_MAX = 1e-2, 1e2  # temperature scaling searches log T within these bounds
+
+CONTROLS = (
+    Control("p_true", "float", default=0.3, lo=0.0, hi=1.0, step=0.01),  # wrong, but far from hopeless
+    Control("n_examples", "int", default=100, lo=1, hi=1000),  # 100: every share reads as a count
+    Control("wrong_share", "float", default=0.1, lo=0.0, hi=1.0, step=0.01),  # 90% accurate, the usual "good"
+    Control("wrong_conf", "float", default=0.99, lo=0.51, hi=1.0, step=0.001),  # confidently wrong; 1.0: p = 0
+    Control("right_conf", "float", default=0.9, lo=0.51, hi=1.0, step=0.001),
+    Control("label_noise", "float", default=0.2, lo=0.0, hi=0.5, step=0.05),  # one label in five flipped
+    Control("epochs", "int", default=60, lo=1, hi=200),  # long past the turn of the validation loss
+    Control("train_size", "int", default=64, lo=16, hi=256, step=16),  # few examples, 400 features: memorised
+    Control("majority_share", "float", default=0.95, lo=0.5, hi=1.0, step=0.01),  # the misconception's 95/5
+    Control("batch_size", "int", default=32, lo=1, hi=256),  # 100 = 3 × 32 + 4: a short last batch
+    Control("eval_examples", "int", default=100, lo=1, hi=N_TEST),
+)
+
+# Teaching moments, each a named setting of the controls above. The scenario builder draws the first two
+# beside yours: the corners the learners ask about.
+PRESETS = {
+    "few_confidently_wrong": {"n_examples": 100, "wrong_share": 0.1, "wrong_conf": 0.999, "right_conf": 0.9},
+    "many_barely_wrong": {"n_examples": 100, "wrong_share": 0.6, "wrong_conf": 0.55, "right_conf": 0.62},
+    "all_confidently_wrong": {"wrong_share": 1.0, "wrong_conf": 1.0},  # p(true) = 0 somewhere: the mean loss is inf
+    "clean_labels": {"label_noise": 0.0},  # the loss still turns, less
+    "no_minority": {"majority_share": 1.0},  # one class only: minority recall is undefined
+}
+COMPARED = ("few_confidently_wrong", "many_barely_wrong")
+
+
+def _check(logits: torch.Tensor, labels: torch.Tensor) -> None:
+    if logits.ndim != 2 or labels.shape != logits.shape[:1] or len(labels) == 0:
+        raise ValueError(f"need logits (N, K) and labels (N,) with N >= 1; got {tuple(logits.shape)}, "
+                         f"{tuple(labels.shape)}")
+
+
+def reliability(logits: torch.Tensor, labels: torch.Tensor, *, n_bins: int = 15) -> pd.DataFrame:
+    """Calibration: the reliability diagram's bins. Top-label confidence, equal-width bins (lo, hi] over [0, 1].
+
+    Columns: bin, lo, hi, count, confidence (mean in the bin), accuracy (share right in the bin), gap.
+    Empty bins have count 0 and NaN confidence and accuracy.
+    """
+    _check(logits, labels)
+    if n_bins < 1:
+        raise ValueError(f"n_bins must be >= 1, got {n_bins}")
+    conf, pred = torch.softmax(logits.double(), dim=1).max(dim=1)  # (N,), (N,)
+    edges = torch.tensor([k / n_bins for k in range(n_bins + 1)], dtype=torch.float64)
+    index = torch.bucketize(conf, edges[1:-1], right=False)  # bin b holds edges[b] < conf <= edges[b + 1]
+    count = torch.bincount(index, minlength=n_bins).double()  # (n_bins,)
+    conf_sum = torch.bincount(index, weights=conf, minlength=n_bins)
+    right_sum = torch.bincount(index, weights=(pred == labels).double(), minlength=n_bins)
+    df = pd.DataFrame({"bin": range(n_bins), "lo": edges[:-1].numpy(), "hi": edges[1:].numpy(),
+                       "count": count.numpy().astype(int), "confidence": (conf_sum / count).numpy(),
+                       "accuracy": (right_sum / count).numpy()})
+    return df.assign(gap=df.confidence - df.accuracy)
+
+
+def classification_metrics(logits: torch.Tensor, labels: torch.Tensor, *, n_bins: int = 15) -> dict:
+    """Accuracy, mean cross-entropy (nn.CrossEntropyLoss) and ECE of a set of predictions, in float64.
+
+    ECE (Naeini et al. 2015; Guo et al. 2017): the top-label confidence's gap to the accuracy in each of
+    n_bins equal-width bins (lo, hi], weighted by the bin's share of the examples.
+    """
+    _check(logits, labels)
+    z = logits.double()  # (N, K)
+    bins = reliability(z, labels, n_bins=n_bins)
+    filled = bins[bins["count"] > 0]
+    return {
+        "accuracy": (z.argmax(dim=1) == labels).double().mean().item(),
+        "cross_entropy": nn.CrossEntropyLoss()(z, labels).item(),
+        "ece": float((filled["count"] * filled.gap.abs()).sum() / len(labels)),
+    }
+
+
+def loss_split(logits: torch.Tensor, labels: torch.Tensor) -> dict:
+    """Where the mean loss comes from: the right and the wrong predictions' parts (they sum to the mean)."""
+    per_example = nn.CrossEntropyLoss(reduction="none")(logits.double(), labels)  # (N,)
+    probs = torch.softmax(logits.double(), dim=1)  # (N, K)
+    wrong = probs.argmax(dim=1) != labels
+    n = len(labels)
+    return {"from_right": per_example[~wrong].sum().item() / n, "from_wrong": per_example[wrong].sum().item() / n,
+            "n_wrong": int(wrong.sum()), "conf_wrong": probs.max(dim=1).values[wrong].mean().item()}
+
+
+def one_example(p_true: float) -> pd.DataFrame:
+    """One example, two classes: cross-entropy -log p(true) beside accuracy's step at the boundary p = 0.5.
+
+    Columns: series ("curve" or "your example"), p_true, loss (inf at p = 0), correct (1 or 0). The true
+    class is class 1, so a tie at 0.5 goes to the rival (argmax takes the first) and counts as wrong.
+    """
+    p = torch.cat([torch.linspace(0.005, 1.0, 200, dtype=torch.float64), torch.tensor([p_true], dtype=torch.float64)])
+    logits = torch.log(torch.stack([1 - p, p], dim=1))  # (P, 2): log-probabilities are valid logits
+    labels = torch.ones(len(p), dtype=torch.long)
+    loss = nn.CrossEntropyLoss(reduction="none")(logits, labels)  # (P,)
+    return pd.DataFrame({"series": ["curve"] * (len(p) - 1) + ["your example"], "p_true": p.numpy(),
+                         "loss": loss.numpy() + 0.0, "correct": (logits.argmax(dim=1) == labels).int().numpy()})
+
+
+def scenario(n: int, wrong_share: float, wrong_conf: float, right_conf: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Accuracy vs loss, built by hand: n two-class predictions, a share of them wrong at a given confidence.
+
+    Returns logits (N, 2) = log-probabilities (-inf where a probability is 0) and labels (N,).
+    """
+    n_wrong = math.floor(n * wrong_share + 0.5)
+    labels = torch.arange(n) % 2  # half of each class
+    p_true = torch.full((n,), right_conf, dtype=torch.float64)
+    p_true[:n_wrong] = 1 - wrong_conf
+    probs = torch.stack([1 - p_true, p_true], dim=1)  # (N, 2), in class order (rival, true)
+    probs = torch.where(labels[:, None] == 1, probs, probs.flip(1))
+    return torch.log(probs), labels
+
+
+def scenario_table(n: int, wrong_share: float, wrong_conf: float, right_conf: float) -> pd.DataFrame:
+    """The scenario builder: accuracy, cross-entropy, ECE and the loss split of your predictions and the presets."""
+    rows = []
+    compared = {name: tuple(PRESETS[name][k] for k in ("n_examples", "wrong_share", "wrong_conf", "right_conf"))
+                for name in COMPARED}
+    for name, args in {"yours": (n, wrong_share, wrong_conf, right_conf), **compared}.items():
+        logits, labels = scenario(*args)
+        split = loss_split(logits, labels)
+        rows.append({"scenario": name, "n": args[0], "n_wrong": split["n_wrong"], "wrong_conf": args[2],
+                     "right_conf": args[3], **classification_metrics(logits, labels),
+                     "loss_from_right": split["from_right"], "loss_from_wrong": split["from_wrong"]})
+    return pd.DataFrame(rows)
+
+
+def preset(name: str) -> dict:
+    """A teaching moment by name: the control values it sets (the others keep their defaults)."""
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r}; valid: {', '.join(PRESETS)}")
+    return dict(PRESETS[name])
+
+
+def noisy_mixture(n: int, label_noise: float, *, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Noisy labels: a Gaussian mixture (one mean per class), each label flipped to another class with probability.
+
+    Returns x (N, FEATURES) and y (N,). The draws do not depend on label_noise, so the same seed gives the
+    same inputs and the same clean labels at every noise level.
+    """
+    gen = generator(seed + 30_000)
+    means = torch.randn(CLASSES, FEATURES, generator=gen)
+    means = SEPARATION * means / means.norm(dim=1, keepdim=True)  # (K, D)
+    y = torch.randint(0, CLASSES, (n,), generator=gen)
+    x = torch.randn(n, FEATURES, generator=gen) + means[y]  # (N, D)
+    flip = torch.rand(n, generator=gen) < label_noise
+    other = (y + torch.randint(1, CLASSES, (n,), generator=gen)) % CLASSES
+    return x, torch.where(flip, other, y)
+
+
+@dataclass(frozen=True)
+class Trained:
+    curves: pd.DataFrame  # epoch, split, loss, accuracy, loss_from_wrong, loss_from_right, n_wrong, conf_wrong
+    val: tuple[torch.Tensor, torch.Tensor]  # final logits (N_VAL, K), labels: never modify in place
+    test: tuple[torch.Tensor, torch.Tensor]  # final logits (N_TEST, K), labels
+
+
+@functools.lru_cache(maxsize=8)  # calibration and bookkeeping reuse the run; bounded (DESIGN rule 7)
+def train_noisy(label_noise: float, epochs: int, train_size: int, seed: int = 0) -> Trained:
+    """Overfitting: a 400 -> 32 -> 3 MLP trained with SGD + momentum on few noisy labels, measured every epoch."""
+    x, y = noisy_mixture(train_size + N_VAL + N_TEST, label_noise, seed=seed)
+    x_tr, y_tr = x[:train_size], y[:train_size]
+    x_val, y_val = x[train_size:train_size + N_VAL], y[train_size:train_size + N_VAL]
+    model = mlp((FEATURES, HIDDEN, CLASSES), nn.ReLU, seed=seed)
+    opt = torch.optim.SGD(model.parameters(), lr=LR, momentum=MOMENTUM)
+    loss_fn, order = nn.CrossEntropyLoss(), generator(seed + 40_000)
+    rows = []
+    for epoch in range(epochs + 1):
+        with torch.no_grad():
+            for split, (xs, ys) in (("train", (x_tr, y_tr)), ("validation", (x_val, y_val))):
+                logits = model(xs)  # (N, K)
+                parts = loss_split(logits, ys)
+                rows.append({"epoch": epoch, "split": split, **classification_metrics(logits, ys),
+                             "loss_from_wrong": parts["from_wrong"], "loss_from_right": parts["from_right"],
+                             "n_wrong": parts["n_wrong"], "conf_wrong": parts["conf_wrong"]})
+        if epoch == epochs:
+            break
+        for batch in torch.randperm(train_size, generator=order).split(BATCH):
+            opt.zero_grad()
+            loss_fn(model(x_tr[batch]), y_tr[batch]).backward()
+            opt.step()
+    with torch.no_grad():
+        val, test = model(x_val), model(x[train_size + N_VAL:])
+    curves = pd.DataFrame(rows).rename(columns={"cross_entropy": "loss"}).drop(columns="ece")
+    return Trained(curves, (val, y_val), (test, y[train_size + N_VAL:]))
+
+
+def overfit_curves(*, label_noise: float, epochs: int, train_size: int, seed: int = 0) -> pd.DataFrame:
+    """Validation loss vs accuracy over training: train and validation loss and accuracy per epoch (epoch 0: init)."""
+    return train_noisy(label_noise, epochs, train_size, seed).curves
+
+
+def loss_turn(curves: pd.DataFrame, *, rise: float = 0.02) -> dict:
+    """Where the validation loss turns: its lowest epoch, and the numbers there and at the last epoch.
+
+    "turned" says the last epoch's loss is more than `rise` (relative) above the lowest.
+    """
+    val = curves[curves.split == "validation"].set_index("epoch")
+    best, last = val.loss.idxmin(), val.index.max()
+    at = lambda e, col: float(val.at[e, col])  # noqa: E731
+    return {"epoch": int(best), "last": int(last), "turned": at(last, "loss") > (1 + rise) * at(best, "loss"),
+            **{f"{col}_{name}": at(e, col) for name, e in (("turn", best), ("end", last))
+               for col in ("loss", "accuracy", "loss_from_wrong", "n_wrong", "conf_wrong")}}
+
+
+def fit_temperature(logits: torch.Tensor, labels: torch.Tensor) -> float:
+    """Temperature scaling (Guo et al. 2017): the T > 0 that minimises the mean cross-entropy of softmax(logits / T).
+
+    torch.optim.LBFGS on log T in float64, with log T clamped to [log T_MIN, log T_MAX]. When no finite
+    optimum exists (every example right: the loss falls all the way to T -> 0) the search stops at a bound
+    or where the loss has gone flat in float64.
+    """
+    _check(logits, labels)
+    z = logits.detach().double()  # (N, K)
+    bounds = (math.log(T_MIN), math.log(T_MAX))
+    log_t = torch.zeros((), dtype=torch.float64, requires_grad=True)
+    opt = torch.optim.LBFGS([log_t], lr=1.0, max_iter=200, tolerance_grad=1e-12, tolerance_change=1e-14,
+                            line_search_fn="strong_wolfe")
+
+    def closure() -> torch.Tensor:
+        opt.zero_grad()
+        loss = nn.CrossEntropyLoss()(z / log_t.clamp(*bounds).exp(), labels)
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    return math.exp(min(max(log_t.item(), bounds[0]), bounds[1]))
+
+
+@dataclass(frozen=True)
+class Calibration:
+    temperature: float  # fitted on the validation set
+    before: dict  # classification_metrics on the test set, as trained
+    after: dict  # the same with logits / temperature
+    argmax_moved: int  # test predictions whose class changed (0: dividing by T > 0 keeps the order)
+    bins: pd.DataFrame  # reliability() rows with a "model" column: "as trained" or "temperature-scaled"
+
+
+def calibrate(*, label_noise: float, epochs: int, train_size: int, seed: int = 0) -> Calibration:
+    """Calibration: ECE and the reliability diagram of experiment 3's model, before and after temperature scaling."""
+    run = train_noisy(label_noise, epochs, train_size, seed)
+    temperature = fit_temperature(*run.val)
+    logits, labels = run.test
+    scaled = logits / temperature
+    bins = pd.concat([reliability(logits, labels).assign(model="as trained"),
+                      reliability(scaled, labels).assign(model="temperature-scaled")], ignore_index=True)
+    moved = int((logits.argmax(dim=1) != scaled.argmax(dim=1)).sum())
+    return Calibration(temperature, classification_metrics(logits, labels), classification_metrics(scaled, labels),
+                       moved, bins)
