@@ -1,0 +1,163 @@
+"""Training through an explosion: clipping, and surviving a step whose gradients are not finite.
+
+Concept: at a learning rate that is too large, SGD's steps feed the growth of the very gradients that
+make them, until the loss overflows. `clip_grad_norm_` bounds every step at lr * max_norm by rescaling
+all gradients together, keeping their direction; `clip_grad_value_` clamps each entry, which turns the
+direction. Neither ever enlarges a gradient. A single non-finite gradient (a corrupt example, an
+overflow) poisons the weights for good unless the step is skipped, which is what
+`torch.amp.GradScaler` does, or refused loudly with `clip_grad_norm_(..., error_if_nonfinite=True)`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from core.data import mlp, regression_data
+from core.nonfinite import first_nonfinite
+
+CLIPS = ("none", "norm", "value")
+GUARDS = ("none", "skip", "grad_scaler")
+# The clipping problem: a small tanh MLP on 128 regression examples, full batch, plain SGD. At lr = 1
+# its unclipped run overflows within a few dozen steps; at lr = 0.3 it trains.
+SIZES, N_EXAMPLES = (8, 32, 32, 1), 128
+SAFE_LR, BATCH, POISON_STEP = 0.3, 32, 20  # the surviving experiment: minibatches, one of them corrupt
+
+
+def reference_problem(seed: int = 0) -> tuple[nn.Sequential, torch.Tensor, torch.Tensor]:
+    """The model (8 -> 32 -> 32 -> 1, tanh) and its data x (N, 8), y (N, 1), all drawn from seed."""
+    x, y = regression_data(N_EXAMPLES, SIZES[0], seed=seed)
+    return mlp(SIZES, nn.Tanh, seed=seed), x, y
+
+
+def clip_gradients(parameters: list[nn.Parameter], clip: str, threshold: float) -> tuple[float, float]:
+    """Clip the gradients in place as `clip` says; return their global L2 norm before and after."""
+    if clip not in CLIPS:
+        raise ValueError(f"unknown clip {clip!r}; valid: {', '.join(CLIPS)}")
+    grads = [p.grad for p in parameters]
+    if clip == "norm":
+        before = nn.utils.clip_grad_norm_(parameters, max_norm=threshold)  # returns the norm before clipping
+    else:
+        before = nn.utils.get_total_norm(grads)
+        if clip == "value":
+            nn.utils.clip_grad_value_(parameters, clip_value=threshold)  # each entry into [-threshold, threshold]
+    return before.item(), nn.utils.get_total_norm(grads).item()
+
+
+def clipped_training(clip: str, threshold: float, *, lr: float, steps: int, seed: int = 0) -> pd.DataFrame:
+    """Gradient clipping against a learning rate that blows up: full-batch SGD, clipping between backward and step.
+
+    Columns: step, loss, grad_norm (global L2 norm before clipping, what clip_grad_norm_ returns) and
+    clipped_grad_norm (after). A run stops at the first non-finite loss or norm: that row is its last.
+    """
+    model, x, y = reference_problem(seed)
+    parameters = list(model.parameters())
+    optimizer = torch.optim.SGD(parameters, lr=lr)
+    rows = []
+    for step in range(steps):
+        optimizer.zero_grad()
+        loss = nn.MSELoss()(model(x), y)
+        loss.backward()
+        before, after = clip_gradients(parameters, clip, threshold)
+        rows.append({"step": step, "loss": loss.item(), "grad_norm": before, "clipped_grad_norm": after})
+        if not all(map(math.isfinite, (loss.item(), before, after))):
+            break  # a step now would write inf or NaN into every weight
+        optimizer.step()
+    return pd.DataFrame(rows)
+
+
+def clipping_runs(threshold: float, *, lr: float, steps: int, seed: int = 0) -> pd.DataFrame:
+    """clipped_training for every clip mode at the same threshold, lr and start, with a clipping column."""
+    return pd.concat([clipped_training(c, threshold, lr=lr, steps=steps, seed=seed).assign(clipping=c) for c in CLIPS],
+                     ignore_index=True)
+
+
+def blowups(runs: pd.DataFrame) -> dict[str, int]:
+    """For each run that blew up, the first step whose loss or gradient norm was not finite."""
+    found: dict[str, int] = {}
+    for column in ("loss", "grad_norm"):
+        for run, step in first_nonfinite(runs, column, by="clipping").items():
+            found[run] = min(step, found.get(run, step))
+    return found
+
+
+def clip_2d(g_x: float, g_y: float, threshold: float) -> pd.DataFrame:
+    """Norm versus value clipping on one 2-D gradient, through the real clip_grad_norm_ and clip_grad_value_.
+
+    Columns: vector ("gradient", "clip_grad_norm_", "clip_grad_value_"), x, y, norm, angle (degrees from
+    the x axis), turn (degrees between it and the original gradient).
+    """
+    rows = []
+    for name in ("gradient", "clip_grad_norm_", "clip_grad_value_"):
+        p = nn.Parameter(torch.zeros(2, dtype=torch.float64))
+        p.grad = torch.tensor([g_x, g_y], dtype=torch.float64)
+        if name == "clip_grad_norm_":
+            nn.utils.clip_grad_norm_([p], max_norm=threshold)
+        elif name == "clip_grad_value_":
+            nn.utils.clip_grad_value_([p], clip_value=threshold)
+        x, y = p.grad.tolist()
+        rows.append({"vector": name, "x": x, "y": y, "norm": math.hypot(x, y), "angle": math.degrees(math.atan2(y, x))})
+    df = pd.DataFrame(rows)
+    turn = (df.angle - df.angle.iloc[0] + 180) % 360 - 180  # signed difference, wrapped into [-180, 180)
+    return df.assign(turn=np.where(df.norm > 0, turn.abs(), 0.0))
+
+
+@dataclass(frozen=True)
+class Survival:
+    curves: pd.DataFrame  # step, guard, loss (on the clean data, after the step), skipped
+    error_step: int | None  # where clip_grad_norm_(..., error_if_nonfinite=True) raised
+    error: str  # the message it raised with
+
+
+def poisoned_batches(steps: int, seed: int = 0) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Minibatches of 32 fresh examples; at POISON_STEP one example has an infinite feature (a corrupt record)."""
+    if steps <= POISON_STEP:
+        raise ValueError(f"steps must exceed the poisoned step {POISON_STEP}; got {steps}")
+    x, y = regression_data(BATCH * steps, SIZES[0], seed=seed + 1)
+    x[BATCH * POISON_STEP, 0] = math.inf
+    return list(zip(x.split(BATCH), y.split(BATCH)))  # (B, 8), (B, 1) each
+
+
+def surviving_runs(*, steps: int = 60, seed: int = 0) -> Survival:
+    """Surviving a non-finite gradient: no guard; skip the step when the norm is not finite; GradScaler skips it.
+
+    Also trains with clip_grad_norm_(..., error_if_nonfinite=True), which raises at the poisoned step.
+    """
+    curves = []
+    for guard in GUARDS:
+        model, x_clean, y_clean = reference_problem(seed)
+        optimizer = torch.optim.SGD(model.parameters(), lr=SAFE_LR)
+        scaler = torch.amp.GradScaler("cpu", enabled=guard == "grad_scaler")
+        for step, (x, y) in enumerate(poisoned_batches(steps, seed)):
+            optimizer.zero_grad()
+            scale = scaler.get_scale() if scaler.is_enabled() else 1.0
+            scaler.scale(nn.MSELoss()(model(x), y)).backward()  # a plain backward() when the scaler is disabled
+            norm = nn.utils.get_total_norm([p.grad for p in model.parameters()])
+            skipped = guard != "none" and not torch.isfinite(norm).item()
+            if guard == "grad_scaler":
+                scaler.step(optimizer)  # unscales, checks for inf/NaN, and skips optimizer.step() if it finds any
+                scaler.update()  # halves the scale after a skip
+                skipped = scaler.get_scale() < scale
+            elif not skipped:
+                optimizer.step()
+            with torch.no_grad():
+                loss = nn.MSELoss()(model(x_clean), y_clean).item()
+            curves.append({"step": step, "guard": guard, "loss": loss, "skipped": skipped})
+    error_step, error = None, ""
+    model, _, _ = reference_problem(seed)
+    optimizer = torch.optim.SGD(model.parameters(), lr=SAFE_LR)
+    for step, (x, y) in enumerate(poisoned_batches(steps, seed)):
+        optimizer.zero_grad()
+        nn.MSELoss()(model(x), y).backward()
+        try:
+            nn.utils.clip_grad_norm_(model.parameters(), max_norm=1.0, error_if_nonfinite=True)
+        except RuntimeError as exc:
+            error_step, error = step, str(exc)
+            break
+        optimizer.step()
+    return Survival(pd.DataFrame(curves), error_step, error)
