@@ -239,12 +239,13 @@ class D2lRoutes:
     gap_d2l: float  # max |theta| difference: d2l's 'none' + sum + updater against torch.optim.SGD on the mean
     gap_none_mean: float  # 'none' then l.mean().backward() with torch.optim.SGD, against the same
     loss_gap: float  # |sum of float(l) * len(y) - sum of float(l.sum())| over the epochs, divided by N
+    diverged: bool  # some route's final loss is non-finite or past 1e6: the gaps then measure two explosions
 
 
 def d2l_routes(n_examples: int, batch_size: int, *, lr: float = 0.05, epochs: int = 3, seed: int = 0) -> D2lRoutes:
     """Three routes to one update over epochs with a short last batch: mean + torch.optim.SGD, 'none' + sum + d2l_sgd,
     'none' + mean + torch.optim.SGD."""
-    finals, totals = {}, {}
+    finals, totals, worst = {}, {}, 0.0
     for route in ("mean", "d2l", "none_mean"):
         model, x, y = reference_problem(seed)
         x, y = x[:n_examples], y[:n_examples]
@@ -269,8 +270,12 @@ def d2l_routes(n_examples: int, batch_size: int, *, lr: float = 0.05, epochs: in
                         opt.step()
                     total += loss.sum().item()  # d2l's float(l.sum())
         finals[route], totals[route] = flat_params(model), total
+        with torch.no_grad():
+            final_loss = nn.functional.mse_loss(model(x), y).item()
+        worst = final_loss if not np.isfinite(final_loss) else max(worst, final_loss)
     gap = lambda a: (finals[a] - finals["mean"]).abs().max().item()
-    return D2lRoutes(gap("d2l"), gap("none_mean"), abs(totals["mean"] - totals["d2l"]) / (epochs * n_examples))
+    return D2lRoutes(gap("d2l"), gap("none_mean"), abs(totals["mean"] - totals["d2l"]) / (epochs * n_examples),
+                     not (np.isfinite(worst) and worst < 1e6))
 
 
 @dataclass(frozen=True)
@@ -280,14 +285,20 @@ class PerSample:
     batch_norm: float  # the norm of the batch-mean gradient (never larger: Jensen, the triangle inequality)
     loop_gap: float  # max |vmap - loop| over the (B, P) matrix
     accumulated_gap: float  # per-sample backward() calls without zero_grad against the 'sum' gradient, relative
+    vmap_ms: float  # wall-clock time of the two routes, measured on the calls above: they vary from run to run
+    loop_ms: float
 
 
 def per_sample(batch_size: int, *, seed: int = 0) -> PerSample:
-    """Per-sample gradients of the first batch_size examples, both routes, and what accumulating them gives."""
+    """Per-sample gradients of the first batch_size examples, both routes timed, and what accumulating them gives."""
     model, x, y = reference_problem(seed)
     x, y = x[:batch_size], y[:batch_size]
+    per_sample_gradients(model, nn.MSELoss(), x[:2], y[:2])  # warm-up: torch.func traces on its first call
+    start = time.perf_counter()
     fast = per_sample_gradients(model, nn.MSELoss(), x, y)  # (B, P)
+    middle = time.perf_counter()
     slow = per_sample_gradients_loop(model, nn.MSELoss(), x, y)  # (B, P)
+    end = time.perf_counter()
     model.zero_grad()
     for i in range(batch_size):  # one backward per example, never zeroed: .grad adds them up
         nn.MSELoss()(model(x[i : i + 1]), y[i : i + 1]).backward()
@@ -298,23 +309,8 @@ def per_sample(batch_size: int, *, seed: int = 0) -> PerSample:
     norms = torch.linalg.vector_norm(fast, dim=1)  # (B,)
     return PerSample(pd.DataFrame({"example": np.arange(batch_size), "norm": norms.numpy()}), norms.mean().item(),
                      torch.linalg.vector_norm(fast.mean(dim=0)).item(), (fast - slow).abs().max().item(),
-                     ((accumulated - summed).abs().max() / summed.abs().max()).item())
-
-
-def time_per_sample(batch_size: int, *, seed: int = 0, repeats: int = 3) -> dict[str, float]:
-    """Wall-clock milliseconds (best of repeats) for the vmap route and the loop route on the same batch."""
-    model, x, y = reference_problem(seed)
-    x, y = x[:batch_size], y[:batch_size]
-    times = {}
-    for name, fn in (("vmap", per_sample_gradients), ("loop", per_sample_gradients_loop)):
-        fn(model, nn.MSELoss(), x[:2], y[:2])  # warm-up: the first torch.func call traces
-        best = float("inf")
-        for _ in range(repeats):
-            start = time.perf_counter()
-            fn(model, nn.MSELoss(), x, y)
-            best = min(best, time.perf_counter() - start)
-        times[name] = best * 1e3
-    return times
+                     ((accumulated - summed).abs().max() / summed.abs().max()).item(),
+                     (middle - start) * 1e3, (end - middle) * 1e3)
 
 
 @dataclass(frozen=True)
@@ -331,11 +327,11 @@ def class_weights(weight: float, *, n: int = 12, classes: int = 3, seed: int = 0
     x, y = classification_data(n, N_FEATURES, classes, seed=seed)  # (N, D), (N,)
     counts = torch.bincount(y, minlength=classes).double()
     rare = int(torch.where(counts > 0, counts, torch.inf).argmin())  # the rarest class that occurs
-    w = torch.ones(classes)
+    w = torch.ones(classes, dtype=torch.float64)
     w[rare] = weight
     with torch.no_grad():
-        logits = mlp((N_FEATURES, classes), seed=seed)(x)  # (N, C)
+        logits = mlp((N_FEATURES, classes), seed=seed).double()(x.double())  # (N, C), float64 so the divisions show
         each = nn.CrossEntropyLoss(weight=w, reduction="none")(logits, y)  # (N,): w[y_i] * -log p_i(y_i)
         mean = nn.CrossEntropyLoss(weight=w)(logits, y).item()
     df = pd.DataFrame({"example": np.arange(n), "target": y.numpy(), "weight": w[y].numpy(), "loss": each.numpy()})
-    return ClassWeights(df, mean, each.double().sum().item(), w[y].double().sum().item(), rare)
+    return ClassWeights(df, mean, each.sum().item(), w[y].sum().item(), rare)
