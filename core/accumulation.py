@@ -5,8 +5,8 @@ Concept: `loss.backward()` adds each new gradient to `p.grad`; it never replaces
 micro-batches and the sum is the big batch's gradient, but only when each micro-batch loss carries
 the right weight (1/k for equal micro-batches, 1/N per item always), when no layer (BatchNorm) sees
 the batch as a whole, and when the tokens of variable-length sequences are counted across the whole
-accumulated batch. The recipe and the memory measurement live in core/accumulation_recipe.py and
-core/accumulation_memory.py.
+accumulated batch. Forgetting zero_grad(), the recipe and the memory measurement live in
+core/accumulation_zero_grad.py, core/accumulation_recipe.py and core/accumulation_memory.py.
 """
 
 from __future__ import annotations
@@ -18,12 +18,21 @@ from torch import nn
 
 from core.accumulation_memory import memory_sweep  # noqa: F401  (public API: core.accumulation.memory_sweep)
 from core.accumulation_recipe import fifth_point_influence, recipe_ledger  # noqa: F401  (public API, as above)
+from core.accumulation_zero_grad import (  # noqa: F401  (public API, as above)
+    ZERO_GRAD_RUNS,
+    flat_grad,
+    hessian_eigenvalues,
+    line_data,
+    none_versus_zero,
+    run_states,
+    sgd_factor,
+    zero_grad_runs,
+)
 from core.controls import Control
 from core.data import generator, mlp, regression_data, seeded_init_
 
 NORMALIZATIONS = ("none", "divide_by_steps", "global_count")
 BATCH_SIZE = 24  # the big batch: 24 has many divisors, so most k split it evenly and some do not
-ZERO_GRAD_RUNS = ("zero_grad() every step", "zero_grad() never")
 # Token model: sequences of MEAN_LENGTH ± spread real tokens over a vocabulary of VOCAB, padded with PAD.
 VOCAB, EMBED, MEAN_LENGTH, PAD = 16, 8, 16, -100  # PAD is nn.CrossEntropyLoss's default ignore_index
 DEFAULT_SPREAD = 12  # lengths 4..28: spread enough that the token bug shows at every k > 1
@@ -38,111 +47,18 @@ CONTROLS = (
     Control("memory_k", "select", default="8", options=MEMORY_KS),  # 1024 examples in 8 micro-batches of 128
 )
 
+# Teaching moments, each a named setting of the controls above (labels in content/en/accumulation.toml).
+PRESETS = {
+    "no_division": {"micro_batches": 4, "normalization": "none"},  # k means summed: SGD at k times the lr
+    "short_last_micro_batch": {"micro_batches": 5, "normalization": "divide_by_steps"},  # 5, 5, 5, 5, 4: inexact
+    "token_bug": {"micro_batches": 4, "spread": 15},  # lengths 1..31: the 2024 bug at its largest here
+    "no_zero_grad_large_lr": {"lr": 2.5},  # past 4/λ: both runs diverge, at different steps
+}
+
 
 def check_normalization(normalization: str) -> None:
     if normalization not in NORMALIZATIONS:
         raise ValueError(f"unknown normalization {normalization!r}; valid: {', '.join(NORMALIZATIONS)}")
-
-
-def flat_grad(model: nn.Module) -> torch.Tensor:
-    return torch.cat([p.grad.flatten() for p in model.parameters()])
-
-
-# --- 1. Forgetting zero_grad() -------------------------------------------------------------------------------------
-def line_data() -> tuple[torch.Tensor, torch.Tensor]:
-    """Six points on y = 2x, x evenly from -1 to 1: the MSE's Hessian in (w, b) is 2·diag(mean x², 1)."""
-    x = torch.linspace(-1.0, 1.0, 6).unsqueeze(1)  # (N, 1)
-    return x, 2 * x
-
-
-def zero_grad_runs(lr: float = 0.1, *, steps: int = 40, seed: int = 0) -> pd.DataFrame:
-    """Forgetting zero_grad(): SGD on y = 2x with and without zeroing the gradients before each backward().
-
-    Columns: step, run, loss (before the step; may be inf/NaN where a run diverged), applied (the norm of
-    .grad that step() used), own (the norm of this step's gradient alone), w, b. Without zeroing, the
-    applied gradient is the sum of every gradient so far: a ball with no friction, so SGD oscillates
-    around the minimum for lr·λ < 4 and diverges beyond (λ, the Hessian's largest eigenvalue, is 2 here).
-    """
-    x, y = line_data()
-    rows = []
-    for run in ZERO_GRAD_RUNS:
-        model = seeded_init_(nn.Linear(1, 1), generator(seed))
-        opt = torch.optim.SGD(model.parameters(), lr=lr)
-        previous = torch.zeros(2)
-        for step in range(steps):
-            if run == ZERO_GRAD_RUNS[0]:
-                opt.zero_grad()
-            loss = nn.MSELoss()(model(x), y)
-            loss.backward()  # adds this step's gradient into .grad
-            applied = flat_grad(model)
-            own = applied - previous if run == ZERO_GRAD_RUNS[1] else applied
-            rows.append({"step": step, "run": run, "loss": loss.item(), "applied": applied.norm().item(),
-                         "own": own.norm().item(), "w": model.weight.item(), "b": model.bias.item()})
-            previous = applied.clone()
-            opt.step()
-    return pd.DataFrame(rows)
-
-
-def run_states(runs: pd.DataFrame) -> dict[str, str]:
-    """What each zero_grad run did, read from its losses: settles, slow, oscillates or diverged.
-
-    The zeroed run diverged if its loss went non-finite or ended above its start, settles if it ended below
-    1/1000 of its start. The unzeroed run diverged if its loss went non-finite or past 100 times its start;
-    otherwise it oscillates (with accumulated gradients it cannot settle: nothing damps the swing).
-    """
-    states = {}
-    for run, loss in runs.groupby("run", sort=False).loss:
-        first, last, finite = loss.iloc[0], loss.iloc[-1], bool(np.isfinite(loss).all())
-        if run == ZERO_GRAD_RUNS[0]:
-            states[run] = "diverged" if not finite or last > first else "settles" if last < 1e-3 * first else "slow"
-        else:
-            states[run] = "diverged" if not finite or loss.max() > 100 * first else "oscillates"
-    return states
-
-
-def hessian_eigenvalues() -> torch.Tensor:
-    """The eigenvalues of the line's MSE Hessian in (w, b), by autograd: they set SGD's stability limits."""
-    x, y = line_data()
-
-    def loss(params: torch.Tensor) -> torch.Tensor:
-        return nn.functional.mse_loss(x * params[0] + params[1], y)
-
-    return torch.linalg.eigvalsh(torch.autograd.functional.hessian(loss, torch.zeros(2)))
-
-
-def none_versus_zero(*, lr: float = 0.1, warmup: int = 3, seed: int = 0) -> pd.DataFrame:
-    """zero_grad(set_to_none=True), PyTorch's default since 2.0, against zeroing in place.
-
-    Two heads share an input; a few steps train both, then one step's loss uses head A only. Head B's
-    .grad is then None (the optimizer skips it) or a zero tensor (the optimizer still runs its update:
-    momentum and Adam's moments keep moving it, AdamW's weight decay shrinks it). Columns: optimizer,
-    set_to_none, grad (what head B's .grad held), moved (max |change| of head B in that step).
-    """
-    factories = {
-        "sgd": lambda p: torch.optim.SGD(p, lr=lr),
-        "momentum": lambda p: torch.optim.SGD(p, lr=lr, momentum=0.9),
-        "adam": lambda p: torch.optim.Adam(p, lr=lr),
-        "adamw": lambda p: torch.optim.AdamW(p, lr=lr),  # weight_decay=0.01, torch's default
-    }
-    x, y = line_data()
-    rows = []
-    for name, factory in factories.items():
-        for set_to_none in (True, False):
-            gen = generator(seed)
-            head_a, head_b = (seeded_init_(nn.Linear(1, 1), gen) for _ in range(2))
-            opt = factory([*head_a.parameters(), *head_b.parameters()])
-            for _ in range(warmup):  # both heads learn: momentum and moment estimates fill up
-                opt.zero_grad(set_to_none=set_to_none)
-                (nn.MSELoss()(head_a(x), y) + nn.MSELoss()(head_b(x), -y)).backward()
-                opt.step()
-            opt.zero_grad(set_to_none=set_to_none)
-            nn.MSELoss()(head_a(x), y).backward()  # this batch concerns head A only
-            before = [p.detach().clone() for p in head_b.parameters()]
-            grad = "None" if head_b.weight.grad is None else "zeros"
-            opt.step()
-            moved = max((p.detach() - b).abs().max().item() for p, b in zip(head_b.parameters(), before))
-            rows.append({"optimizer": name, "set_to_none": str(set_to_none), "grad": grad, "moved": moved})
-    return pd.DataFrame(rows)
 
 
 # --- 2. Accumulation done right ------------------------------------------------------------------------------------
@@ -219,6 +135,12 @@ def accumulated_and_full(micro_batches: int, normalization: str, *, variable_len
     return flat_grad(model), full
 
 
+def split_sizes(micro_batches: int, batch_size: int = BATCH_SIZE) -> dict[int, int]:
+    """How torch.tensor_split cuts the batch into k micro-batches: {size: how many micro-batches have that size}."""
+    sizes = [len(part) for part in torch.arange(batch_size).tensor_split(micro_batches)]
+    return {size: sizes.count(size) for size in dict.fromkeys(sizes)}
+
+
 def accumulation_error(micro_batches: int, normalization: str, *, variable_lengths: bool = False,
                        batch_size: int = BATCH_SIZE, seed: int = 0) -> float:
     """Accumulation vs one big batch: ||g_acc - g_full|| / ||g_full|| for the page's reference model.
@@ -246,7 +168,8 @@ def token_sweep(micro_batches: int, *, batch_size: int = BATCH_SIZE, seed: int =
     """The token-mean bug: the relative gradient error against the spread of sequence lengths, at k micro-batches.
 
     Columns: spread, normalization (the bug, divide_by_steps, and its fix, global_count), error, min_tokens,
-    max_tokens (real tokens in the smallest and largest micro-batch). "none" is k - 1 off at every spread.
+    max_tokens (real tokens in the smallest and largest micro-batch), tokens (in the whole batch). "none" is about
+    k - 1 off at every spread.
     """
     rows = []
     for spread in range(MEAN_LENGTH):
@@ -256,7 +179,7 @@ def token_sweep(micro_batches: int, *, batch_size: int = BATCH_SIZE, seed: int =
             acc, full = accumulated_and_full(micro_batches, n, variable_lengths=True, batch_size=batch_size,
                                              seed=seed, spread=spread)
             rows.append({"spread": spread, "normalization": n, "error": ((acc - full).norm() / full.norm()).item(),
-                         "min_tokens": min(counts), "max_tokens": max(counts)})
+                         "min_tokens": min(counts), "max_tokens": max(counts), "tokens": sum(counts)})
     return pd.DataFrame(rows)
 
 
@@ -282,36 +205,48 @@ def training_curves(micro_batches: int, normalization: str, *, steps: int = 30, 
     return pd.DataFrame(rows)
 
 
+def training_state(curves: pd.DataFrame) -> tuple[str, float]:
+    """same, apart or diverged, and the largest relative gap between the two runs' losses (NaN once one diverged)."""
+    wide = curves.pivot(index="step", columns="run", values="loss")
+    gap = ((wide["accumulated"] - wide["one batch"]).abs() / wide["one batch"]).max()
+    if not np.isfinite(wide.to_numpy()).all() or wide.to_numpy().max() > 1e6:
+        return "diverged", float("nan")
+    return ("same" if gap < 1e-4 else "apart"), float(gap)
+
+
 # --- 5. BatchNorm ---------------------------------------------------------------------------------------------------
 def batchnorm_sweep(*, batch_size: int = BATCH_SIZE, seed: int = 0) -> pd.DataFrame:
     """BatchNorm breaks the equivalence: statistics are per micro-batch, and running stats update on each one.
 
     For every micro-batch size that divides the batch, global_count accumulation against one backward, with and
     without a BatchNorm1d after the first layer. Columns: micro_batch_size, micro_batches, model, error,
-    running_error (relative gap of BatchNorm's running_mean after the accumulated pass vs one pass; 0 without BN),
-    updates (times running_mean was updated). BatchNorm cannot train on micro-batches of one (torch raises), so
-    that size is left out for it.
+    running_moved (how far BatchNorm's running_mean moved from its start over the accumulated pass, as a multiple
+    of how far one full-batch pass moves it; 0 without BN), updates (times running_mean was updated). BatchNorm
+    cannot train on micro-batches of one: torch raises a ValueError, and that size is left out for it.
     """
     rows = []
     x, y = regression_data(batch_size, 4, seed=seed)  # (B, 4), (B, 1)
     for k in [k for k in range(1, batch_size + 1) if batch_size % k == 0]:
         for model_name in ("without BatchNorm", "with BatchNorm"):
-            if model_name == "with BatchNorm" and batch_size // k < 2:
-                continue
             grads, stats = [], []
             for parts in (1, k):
                 gen = generator(seed)
                 body = [nn.Linear(4, 16), nn.BatchNorm1d(16), nn.Tanh(), nn.Linear(16, 1)]
                 model = seeded_init_(nn.Sequential(*(m for m in body if model_name == "with BatchNorm"
                                                      or not isinstance(m, nn.BatchNorm1d))), gen)
-                for xb, yb in zip(x.tensor_split(parts), y.tensor_split(parts)):
-                    (nn.MSELoss(reduction="sum")(model(xb), yb) / batch_size).backward()
+                try:
+                    for xb, yb in zip(x.tensor_split(parts), y.tensor_split(parts)):
+                        (nn.MSELoss(reduction="sum")(model(xb), yb) / batch_size).backward()
+                except ValueError:  # "Expected more than 1 value per channel when training"
+                    break
                 grads.append(flat_grad(model))
                 bn = [m for m in model if isinstance(m, nn.BatchNorm1d)]
                 stats.append((bn[0].running_mean.clone(), int(bn[0].num_batches_tracked)) if bn else (None, 0))
+            if len(grads) < 2:
+                continue
             (full_rm, _), (acc_rm, updates) = stats
-            running = 0.0 if full_rm is None else ((acc_rm - full_rm).norm() / full_rm.norm()).item()
+            running = 0.0 if full_rm is None else (acc_rm.norm() / full_rm.norm()).item()  # both started at 0
             rows.append({"micro_batch_size": batch_size // k, "micro_batches": k, "model": model_name,
                          "error": ((grads[1] - grads[0]).norm() / grads[0].norm()).item(),
-                         "running_error": running, "updates": updates})
+                         "running_moved": running, "updates": updates})
     return pd.DataFrame(rows)
