@@ -26,7 +26,7 @@ LN2 = math.log(2.0)
 # examples. With far more dimensions than training examples the small MLP fits every noisy training
 # label, yet its decision boundary keeps following the class means: accuracy holds while confidence grows.
 CLASSES, FEATURES, HIDDEN, SEPARATION, N_VAL, N_TEST = 3, 400, 32, 4.0, 1000, 1000
-BATCH, LR, MOMENTUM = 16, 0.05, 0.9
+BATCH, LR, MOMENTUM = 32, 0.05, 0.9
 T_MIN, T_MAX = 1e-2, 1e2  # temperature scaling searches log T within these bounds
 
 CONTROLS = (
@@ -36,7 +36,7 @@ CONTROLS = (
     Control("wrong_conf", "float", default=0.99, lo=0.51, hi=1.0, step=0.001),  # confidently wrong; 1.0: p = 0
     Control("right_conf", "float", default=0.9, lo=0.51, hi=1.0, step=0.001),
     Control("label_noise", "float", default=0.2, lo=0.0, hi=0.5, step=0.05),  # one label in five flipped
-    Control("epochs", "int", default=60, lo=1, hi=200),  # long past the turn of the validation loss
+    Control("epochs", "int", default=40, lo=1, hi=200),  # long past the turn, into the plateau
     Control("train_size", "int", default=64, lo=16, hi=256, step=16),  # few examples, 400 features: memorised
     Control("majority_share", "float", default=0.95, lo=0.5, hi=1.0, step=0.01),  # the misconception's 95/5
     Control("batch_size", "int", default=32, lo=1, hi=256),  # 100 = 3 × 32 + 4: a short last batch
@@ -106,7 +106,8 @@ def loss_split(logits: torch.Tensor, labels: torch.Tensor) -> dict:
     wrong = probs.argmax(dim=1) != labels
     n = len(labels)
     return {"from_right": per_example[~wrong].sum().item() / n, "from_wrong": per_example[wrong].sum().item() / n,
-            "n_wrong": int(wrong.sum()), "conf_wrong": probs.max(dim=1).values[wrong].mean().item()}
+            "n_wrong": int(wrong.sum()), "conf_wrong": probs.max(dim=1).values[wrong].mean().item(),
+            "per_wrong": per_example[wrong].mean().item()}  # the last two are NaN when nothing is wrong
 
 
 def one_example(p_true: float) -> pd.DataFrame:
@@ -121,6 +122,18 @@ def one_example(p_true: float) -> pd.DataFrame:
     loss = nn.CrossEntropyLoss(reduction="none")(logits, labels)  # (P,)
     return pd.DataFrame({"series": ["curve"] * (len(p) - 1) + ["your example"], "p_true": p.numpy(),
                          "loss": loss.numpy() + 0.0, "correct": (logits.argmax(dim=1) == labels).int().numpy()})
+
+
+def example_loss(p_true: float) -> float:
+    """One example's cross-entropy, -log p(true), through nn.CrossEntropyLoss (inf at p = 0)."""
+    return one_example(p_true).loss.iloc[-1]
+
+
+def example_summary(p_true: float) -> dict:
+    """One example's loss and verdict at p_true, beside the losses either side of the boundary and near certainty."""
+    at = {f"l{round(q * 100):02d}": example_loss(q) for q in (0.01, 0.49, 0.51, 0.99)}
+    correct = int(one_example(p_true).correct.iloc[-1])
+    return {"p": p_true, "loss": example_loss(p_true), "correct": correct, **at, "ratio": at["l51"] / at["l99"]}
 
 
 def scenario(n: int, wrong_share: float, wrong_conf: float, right_conf: float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -148,7 +161,9 @@ def scenario_table(n: int, wrong_share: float, wrong_conf: float, right_conf: fl
         rows.append({"scenario": name, "n": args[0], "n_wrong": split["n_wrong"], "wrong_conf": args[2],
                      "right_conf": args[3], **classification_metrics(logits, labels),
                      "loss_from_right": split["from_right"], "loss_from_wrong": split["from_wrong"]})
-    return pd.DataFrame(rows)
+    df = pd.DataFrame(rows)
+    share = (df.loss_from_wrong / df.cross_entropy).where(df.cross_entropy > 0, 0.0)  # no loss: none of it wrong
+    return df.assign(wrong_part=share.where(~df.loss_from_wrong.map(math.isinf), 1.0))  # inf / inf: all of it
 
 
 def preset(name: str) -> dict:
@@ -176,7 +191,7 @@ def noisy_mixture(n: int, label_noise: float, *, seed: int = 0) -> tuple[torch.T
 
 @dataclass(frozen=True)
 class Trained:
-    curves: pd.DataFrame  # epoch, split, loss, accuracy, loss_from_wrong, loss_from_right, n_wrong, conf_wrong
+    curves: pd.DataFrame  # epoch, split, loss, accuracy, loss_from_wrong/right, n_wrong, conf_wrong, per_wrong
     val: tuple[torch.Tensor, torch.Tensor]  # final logits (N_VAL, K), labels: never modify in place
     test: tuple[torch.Tensor, torch.Tensor]  # final logits (N_TEST, K), labels
 
@@ -194,11 +209,12 @@ def train_noisy(label_noise: float, epochs: int, train_size: int, seed: int = 0)
     for epoch in range(epochs + 1):
         with torch.no_grad():
             for split, (xs, ys) in (("train", (x_tr, y_tr)), ("validation", (x_val, y_val))):
-                logits = model(xs)  # (N, K)
-                parts = loss_split(logits, ys)
-                rows.append({"epoch": epoch, "split": split, **classification_metrics(logits, ys),
+                parts = loss_split(model(xs), ys)  # logits (N, K)
+                rows.append({"epoch": epoch, "split": split, "loss": parts["from_right"] + parts["from_wrong"],
+                             "accuracy": 1 - parts["n_wrong"] / len(ys),
                              "loss_from_wrong": parts["from_wrong"], "loss_from_right": parts["from_right"],
-                             "n_wrong": parts["n_wrong"], "conf_wrong": parts["conf_wrong"]})
+                             "n_wrong": parts["n_wrong"], "conf_wrong": parts["conf_wrong"],
+                             "per_wrong": parts["per_wrong"]})
         if epoch == epochs:
             break
         for batch in torch.randperm(train_size, generator=order).split(BATCH):
@@ -207,8 +223,7 @@ def train_noisy(label_noise: float, epochs: int, train_size: int, seed: int = 0)
             opt.step()
     with torch.no_grad():
         val, test = model(x_val), model(x[train_size + N_VAL:])
-    curves = pd.DataFrame(rows).rename(columns={"cross_entropy": "loss"}).drop(columns="ece")
-    return Trained(curves, (val, y_val), (test, y[train_size + N_VAL:]))
+    return Trained(pd.DataFrame(rows), (val, y_val), (test, y[train_size + N_VAL:]))
 
 
 def overfit_curves(*, label_noise: float, epochs: int, train_size: int, seed: int = 0) -> pd.DataFrame:
@@ -216,17 +231,24 @@ def overfit_curves(*, label_noise: float, epochs: int, train_size: int, seed: in
     return train_noisy(label_noise, epochs, train_size, seed).curves
 
 
-def loss_turn(curves: pd.DataFrame, *, rise: float = 0.02) -> dict:
+def loss_turn(curves: pd.DataFrame, *, rise: float = 0.02, level: float = 0.005) -> dict:
     """Where the validation loss turns: its lowest epoch, and the numbers there and at the last epoch.
 
-    "turned" says the last epoch's loss is more than `rise` (relative) above the lowest.
+    "turned": the last epoch's loss is more than `rise` (relative) above the lowest. "story" reads the run:
+    "no_turn"; "fell" (accuracy down by more than `level`); "rose" or "level" when the loss carried by the
+    wrong predictions grew while accuracy rose or held; "other" for anything else.
     """
     val = curves[curves.split == "validation"].set_index("epoch")
     best, last = val.loss.idxmin(), val.index.max()
     at = lambda e, col: float(val.at[e, col])  # noqa: E731
-    return {"epoch": int(best), "last": int(last), "turned": at(last, "loss") > (1 + rise) * at(best, "loss"),
-            **{f"{col}_{name}": at(e, col) for name, e in (("turn", best), ("end", last))
-               for col in ("loss", "accuracy", "loss_from_wrong", "n_wrong", "conf_wrong")}}
+    out = {"epoch": int(best), "last": int(last), "turned": at(last, "loss") > (1 + rise) * at(best, "loss"),
+           **{f"{col}_{name}": at(e, col) for name, e in (("turn", best), ("end", last))
+              for col in ("loss", "accuracy", "loss_from_wrong", "n_wrong", "conf_wrong", "per_wrong")}}
+    change = out["accuracy_end"] - out["accuracy_turn"]
+    dearer = out["loss_from_wrong_end"] > out["loss_from_wrong_turn"]
+    out["story"] = ("no_turn" if not out["turned"] else "fell" if change < -level else
+                    "other" if not dearer else "rose" if change > level else "level")
+    return out
 
 
 def fit_temperature(logits: torch.Tensor, labels: torch.Tensor) -> float:

@@ -7,6 +7,7 @@ or a short last batch weighs as much as a full one. Experiments only; the page l
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -71,6 +72,7 @@ class Imbalance:
     weights: tuple[float, float]  # the weight= given to the weighted loss
 
 
+@functools.lru_cache(maxsize=8)  # two figures and the page read one run; bounded (DESIGN rule 7)
 def imbalance(majority_share: float, *, seed: int = 0) -> Imbalance:
     """Class imbalance: the majority predictor, a plain and a class-weighted linear classifier, on the test set."""
     x, y = imbalanced_data(N_TRAIN, majority_share, seed=seed)

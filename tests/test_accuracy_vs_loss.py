@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 
+import pandas as pd
 import pytest
 import torch
 from torch import nn
@@ -112,6 +113,7 @@ def test_loss_split_sums_to_the_mean_loss():
     assert split["from_right"] + split["from_wrong"] == pytest.approx(
         avl.classification_metrics(logits, labels)["cross_entropy"], rel=1e-12)
     assert split["n_wrong"] == int((logits.argmax(dim=1) != labels).sum())
+    assert split["per_wrong"] == pytest.approx(split["from_wrong"] * 300 / split["n_wrong"], rel=1e-12)
 
 
 def test_bad_input_is_refused_with_a_message():
@@ -137,6 +139,18 @@ def test_one_example_is_minus_log_p_and_right_only_past_one_half(p):
     assert curve.loss.to_numpy() == pytest.approx([-math.log(q) for q in curve.p_true], rel=1e-12, abs=1e-15)
 
 
+def test_example_loss_is_minus_log_p():
+    assert avl.example_loss(0.49) == pytest.approx(-math.log(0.49), rel=1e-12)
+    assert math.isinf(avl.example_loss(0.0)) and avl.example_loss(1.0) == 0.0
+
+
+def test_example_summary_reads_the_step_and_the_curve():
+    s = avl.example_summary(0.3)
+    assert s["correct"] == 0 and avl.example_summary(0.7)["correct"] == 1
+    assert s["l49"] - s["l51"] == pytest.approx(math.log(51 / 49), rel=1e-12)  # a small change of loss ...
+    assert s["ratio"] == pytest.approx(math.log(0.51) / math.log(0.99), rel=1e-12)  # ... or a large one
+
+
 # --- experiment 2: the scenario builder -------------------------------------------------------------------------
 
 @pytest.mark.parametrize(("n", "share", "cw", "cr"), [(100, 0.1, 0.99, 0.9), (37, 0.5, 0.7, 0.95), (1, 0.0, 0.6, 0.8)])
@@ -155,7 +169,15 @@ def test_all_confidently_wrong_gives_infinite_loss_but_finite_accuracy_and_ece()
     table = avl.scenario_table(1, 1.0, 1.0, 1.0)
     mine = table[table.scenario == "yours"].iloc[0]
     assert mine.accuracy == 0.0 and mine.ece == 1.0
-    assert math.isinf(mine.cross_entropy) and math.isinf(mine.loss_from_wrong)
+    assert math.isinf(mine.cross_entropy) and math.isinf(mine.loss_from_wrong) and mine.wrong_part == 1.0
+    perfect = avl.scenario_table(10, 0.0, 0.9, 1.0).iloc[0]  # all right at p = 1: no loss at all
+    assert perfect.cross_entropy == 0.0 and perfect.wrong_part == 0.0
+
+
+def test_wrong_part_is_the_wrong_predictions_share_of_the_loss():
+    row = avl.scenario_table(100, 0.1, 0.99, 0.9).iloc[0]
+    assert row.wrong_part == pytest.approx(10 * -math.log(0.01) / (10 * -math.log(0.01) + 90 * -math.log(0.9)),
+                                           rel=1e-12)
 
 
 def test_presets_land_on_the_two_corners_the_page_names():
@@ -203,8 +225,31 @@ def test_at_defaults_validation_loss_turns_up_while_accuracy_does_not_fall():
     assert turn["loss_end"] > 1.2 * turn["loss_turn"]
     assert turn["accuracy_end"] >= turn["accuracy_turn"] - 0.01  # the page says "level or higher"
     assert turn["conf_wrong_end"] > turn["conf_wrong_turn"]  # more sure of the examples it gets wrong
+    assert turn["loss_from_wrong_end"] > turn["loss_from_wrong_turn"]
+    assert turn["story"] in ("rose", "level")
+    assert turn["per_wrong_end"] > turn["per_wrong_turn"]  # each mistake dearer
     train = avl.overfit_curves(**RUN).query("split == 'train'").iloc[-1]
     assert train.accuracy == 1.0  # every noisy training label memorised
+
+
+def synthetic_curves(val_loss, val_acc, wrong_loss):
+    rows = [{"epoch": e, "split": "validation", "loss": loss, "accuracy": a, "loss_from_wrong": w, "n_wrong": 1.0,
+             "conf_wrong": 0.5, "per_wrong": w} for e, (loss, a, w) in enumerate(zip(val_loss, val_acc, wrong_loss))]
+    return pd.DataFrame(rows)
+
+
+@pytest.mark.parametrize(("loss", "acc", "wrong", "story"), [
+    ([1.0, 0.8, 0.9], [0.5, 0.6, 0.7], [0.5, 0.4, 0.6], "rose"),
+    ([1.0, 0.8, 0.9], [0.5, 0.6, 0.602], [0.5, 0.4, 0.6], "level"),
+    ([1.0, 0.8, 0.9], [0.5, 0.6, 0.5], [0.5, 0.4, 0.6], "fell"),
+    ([1.0, 0.8, 0.9], [0.5, 0.6, 0.7], [0.5, 0.4, 0.3], "other"),
+    ([1.0, 0.8, 0.81], [0.5, 0.6, 0.7], [0.5, 0.4, 0.6], "no_turn"),  # up by 1.25%, under the 2% threshold
+    ([1.0, 0.9, 0.8], [0.5, 0.6, 0.7], [0.5, 0.4, 0.3], "no_turn"),
+])
+def test_loss_turn_tells_the_story_of_a_run(loss, acc, wrong, story):
+    turn = avl.loss_turn(synthetic_curves(loss, acc, wrong))
+    assert turn["story"] == story
+    assert turn["epoch"] == loss.index(min(loss))
 
 
 def test_loss_turn_reads_the_lowest_validation_epoch():
@@ -338,3 +383,9 @@ def test_controls_are_unique_and_every_default_is_valid():
     keys = [c.key for c in avl.CONTROLS]
     assert len(keys) == len(set(keys))
     assert DEFAULTS["eval_examples"] <= avl.N_TEST
+
+
+@pytest.mark.parametrize("k", [2, 3, 10])
+def test_hedging_on_every_example_costs_ln_k_whatever_the_labels(k):
+    logits, labels = torch.zeros(50, k), torch.arange(50) % k
+    assert avl.classification_metrics(logits, labels)["cross_entropy"] == pytest.approx(math.log(k), rel=1e-12)
