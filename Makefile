@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 8501
 
-.PHONY: run test lint bench clean
+.PHONY: run test lint bench clean screenshot
 
 # The venv is rebuilt only when a requirements file changes: the stamp files make both commands quick
 # when nothing changed.
@@ -35,3 +35,7 @@ bench: $(VENV)/.installed-dev
 
 clean:
 	rm -rf $(VENV) artifacts .pytest_cache .ruff_cache
+
+# The README's screenshot, from the browser test's own (run `make test` first).
+screenshot:
+	cp artifacts/screenshots/loss_scaling_top.png docs/screenshot.png

@@ -15,5 +15,6 @@ current = st.navigation({APP["nav.start"]: [home], APP["nav.concepts"]: concepts
 with st.sidebar:
     st.number_input(APP["seed.label"], min_value=0, max_value=9999, value=0, step=1, key="seed",
                     bind="query-params", help=APP["seed.help"])
+    st.toggle(APP["present.label"], value=False, key="present", bind="query-params", help=APP["present.help"])
 
 current.run()

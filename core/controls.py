@@ -65,3 +65,22 @@ def find(controls: tuple[Control, ...], key: str) -> Control:
 
 def defaults(controls: tuple[Control, ...]) -> dict[str, int | float | str | bool]:
     return {c.key: c.default for c in controls}
+
+
+def preset_settings(controls: tuple[Control, ...], presets: dict[str, dict], name: str | None) -> dict:
+    """Every control's value under a preset (defaults for what it leaves out); None is the defaults.
+
+    An unknown preset, an unknown key or a value the control cannot take is a ValueError that says
+    what is valid, so a typo in a preset table fails its tests instead of silently falling back.
+    """
+    values = defaults(controls)
+    if name is None:
+        return values
+    if name not in presets:
+        raise ValueError(f"unknown preset {name!r}; valid: {', '.join(presets) or '(none)'}")
+    for key, value in presets[name].items():
+        control = find(controls, key)
+        if not control.accepts(str(value).lower() if isinstance(value, bool) else str(value)):
+            raise ValueError(f"preset {name!r}: {key}={value!r} is not a value the control takes")
+        values[key] = value
+    return values

@@ -40,6 +40,7 @@ class Figure:
     data: Callable[..., pd.DataFrame]  # data(**{k: settings[k] for k in inputs}) -> the tidy DataFrame charted
     chart: Callable[[pd.DataFrame, Settings], alt.TopLevelMixin]  # chart(df, settings): draws, never recomputes
     chart_inputs: tuple[str, ...] = ()  # settings the chart reads beyond `inputs` (a marker at "your s", say)
+    experiment: str = ""  # the content key of the experiment it belongs to: where a handout places it
 
     def arguments(self, settings: Settings) -> dict[str, Any]:
         return {key: settings[key] for key in self.inputs}

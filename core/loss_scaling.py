@@ -38,6 +38,14 @@ CONTROLS = (
     Control("growth_interval", "int", default=10, lo=1, hi=100),  # GradScaler's; torch's default is 2000
 )
 
+# Teaching moments, each a named setting of the controls above (labels in content/en/loss_scaling.toml).
+PRESETS = {
+    "loss_div_10": {"scale_exp": -1},  # the question itself: SGD 10x smaller, Adam unchanged
+    "adam_eps_dominates": {"scale_exp": -9, "steps": 5},  # s·|g| below eps: Adam's step shrinks too
+    "sgd_weight_decay": {"scale_exp": -1, "weight_decay": 0.1},  # the one part of SGD the scale misses
+    "fp16_without_scaler": {"fp16_log2_scale": -12},  # a small loss in float16: gradients flush to zero
+}
+
 
 def reference_problem(seed: int = 0) -> tuple[nn.Sequential, torch.Tensor, torch.Tensor]:
     """The page's model (4 -> 16 -> 1, tanh) and its regression data, all drawn from seed."""

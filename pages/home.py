@@ -2,9 +2,11 @@
 
 import streamlit as st
 
+import ui
 from content import words
 from core.registry import PAGES
 
+ui.ensure_app_shell()
 W = words("home")
 built = {p.name: p for p in PAGES}
 

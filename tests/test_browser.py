@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from urllib.parse import urljoin
 from pathlib import Path
 
 import pytest
@@ -88,6 +89,7 @@ def page(browser):
 def settle(page, charts: int) -> None:
     """Wait until the script has finished and every chart has drawn its marks."""
     page.wait_for_selector('[data-testid="stMain"] h1', timeout=LOAD_TIMEOUT_MS)  # the page's title is drawn
+    page.wait_for_selector('[data-testid="stSidebar"] [data-testid="stNumberInput"]', timeout=LOAD_TIMEOUT_MS)
     if charts:
         page.wait_for_function(
             f"document.querySelectorAll('[data-testid=\"stVegaLiteChart\"] .marks').length >= {charts}",
@@ -111,6 +113,16 @@ def shoot(page, name: str) -> None:
 def errors(page) -> list[str]:
     boxes = page.locator('[data-testid="stException"], [data-testid="stAlertContentError"]')
     return [boxes.nth(i).inner_text() for i in range(boxes.count())]
+
+
+def test_a_deep_link_as_the_servers_first_request_runs_the_whole_app(server, page):
+    """Must run first in this module: before any visit to "/", Streamlit would run a page file alone."""
+    page.goto(f"{server}/loss_scaling?present=true&seed=3")
+    settle(page, EXPECTED_CHARTS["loss_scaling"])
+    assert errors(page) == []
+    sidebar = page.locator('[data-testid="stSidebar"]').inner_text()
+    assert "Seed" in sidebar and "Presentation mode" in sidebar and "Home" in sidebar
+    assert page.get_by_text("Before you look").count() == 0  # presentation mode, from the address
 
 
 def test_home(server, page):
@@ -145,3 +157,59 @@ def test_a_bad_link_value_is_ignored_with_a_note(server, page):
     settle(page, EXPECTED_CHARTS["loss_scaling"])
     assert errors(page) == []
     assert page.get_by_text("loss_scaling_lr=banana").count() == 1
+
+
+def test_a_preset_link_lands_on_its_settings(server, page):
+    page.goto(f"{server}/loss_scaling")
+    settle(page, EXPECTED_CHARTS["loss_scaling"])
+    href = page.get_by_role("link", name="Adam when eps dominates").first.get_attribute("href")
+    page.goto(urljoin(page.url, href))  # markdown links open a new tab; follow it in this one
+    assert "loss_scaling_scale_exp=-9" in page.url
+    settle(page, EXPECTED_CHARTS["loss_scaling"])
+    assert errors(page) == []
+    assert "1e-9" in page.locator('[data-testid="stSlider"]').filter(has_text="Loss multiplied by s").inner_text()
+
+
+def test_choosing_a_preset_sets_the_controls_and_the_address(server, page):
+    page.goto(f"{server}/loss_scaling")
+    settle(page, EXPECTED_CHARTS["loss_scaling"])
+    page.locator('[data-testid="stButtonGroup"]').get_by_text("SGD with weight decay").click()
+    page.wait_for_url("**loss_scaling_weight_decay=0.1**", timeout=LOAD_TIMEOUT_MS)
+    settle(page, EXPECTED_CHARTS["loss_scaling"])
+    assert errors(page) == []
+    assert "0.10" in page.locator('[data-testid="stSlider"]').filter(has_text="SGD weight decay").inner_text()
+
+
+def test_presentation_mode_hides_the_prose(server, page):
+    page.goto(f"{server}/loss_scaling?present=true")
+    settle(page, EXPECTED_CHARTS["loss_scaling"])
+    assert errors(page) == []
+    assert page.get_by_text("Before you look").count() == 0
+    assert page.get_by_role("heading", name="Show the code").count() == 0
+    shoot(page, "loss_scaling_present")
+
+
+def test_embed_gives_a_clean_page(server, page):
+    page.goto(f"{server}/loss_scaling?embed=true")
+    settle(page, EXPECTED_CHARTS["loss_scaling"])
+    assert errors(page) == []
+    shoot(page, "loss_scaling_embed")
+    for chrome in ("stToolbar", "stDecoration", "stMainMenu", "stAppDeployButton"):
+        located = page.locator(f'[data-testid="{chrome}"]')
+        assert located.count() == 0 or not located.first.is_visible(), chrome
+
+
+def test_a_handout_renders_its_charts_offline(browser, tmp_path):
+    from core.export import handout
+    from core.figures import registry
+
+    path = handout(tmp_path, "loss_scaling")
+    context = browser.new_context(offline=True)
+    page = context.new_page()
+    page.goto(path.as_uri())
+    page.wait_for_function(f"document.querySelectorAll('.chart .marks').length >= {len(registry('loss_scaling'))}",
+                           timeout=LOAD_TIMEOUT_MS)
+    shoot_file = SHOTS / "handout_loss_scaling.png"
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=shoot_file, full_page=True)
+    context.close()

@@ -19,6 +19,7 @@ Everything with words takes them from content/<lang>/<page>.toml.
 
 from __future__ import annotations
 
+import importlib
 import inspect
 from collections.abc import Callable
 from typing import Any
@@ -30,13 +31,15 @@ import streamlit as st
 from content import words
 from core import figures
 from core.controls import Control, defaults, find
+from core.export import to_svg
 from core.figures import Figure
 from ui.cache import run
-from ui.controls import render
+from ui.controls import presets_block, render
 
 __all__ = ["Page", "run", "seed"]
 
 APP = words("app")
+PRESENT_HEIGHT = 480  # chart height in presentation mode, for the back of a lecture hall
 
 
 def seed() -> int:
@@ -44,21 +47,49 @@ def seed() -> int:
     return int(st.session_state.get("seed", 0))
 
 
+def ensure_app_shell() -> None:
+    """Make sure this page runs inside streamlit_app.py, never on its own.
+
+    Streamlit still has its older, folder-based navigation: while no run has called st.navigation
+    since the server started, a request for /loss_scaling runs pages/loss_scaling.py alone, without
+    the entry script, so the seed, the presentation toggle and the navigation are missing. A deep
+    link as a server's first request would land there. Switch to st.navigation's mode and rerun.
+    """
+    from streamlit.runtime.pages_manager import PagesManager
+
+    if PagesManager.uses_pages_directory:
+        PagesManager.uses_pages_directory = False
+        st.rerun()
+
+
+def presenting() -> bool:
+    """Presentation mode (the sidebar toggle, `?present=true`): controls and charts, large; no prose."""
+    return bool(st.session_state.get("present", False))
+
+
 class Page:
     def __init__(self, name: str, controls: tuple[Control, ...] = (), figures: dict[str, Figure] | None = None):
+        ensure_app_shell()
         self.name, self.table, self.words, self.figures = name, controls, words(name), figures or {}
+        self.presets: dict[str, dict] = getattr(importlib.import_module(f"core.{name}"), "PRESETS", {})
         self.seed = seed()
+        self.present = presenting()
         # Every control's value as the page has drawn it so far (defaults until then), plus the seed:
         # the settings a figure reads, the same dict the export builds from a preset.
         self.settings: dict[str, Any] = {**defaults(controls), "seed": self.seed}
 
-    # 1. The question
+    # 1. The question, and the page's presets
     def header(self) -> None:
         st.title(self.words["title"])
-        st.markdown(f"> {self.words['question']}")
+        if not self.present:
+            st.markdown(f"> {self.words['question']}")
+        if self.presets:
+            presets_block(self.name, self.table, self.presets, self.words)
 
     # 2. Predict first, then 3. the short answer
     def predict(self, **values: Any) -> None:
+        if self.present:
+            return
         w = self.words
         with st.container(border=True):
             options = w["predict.options"]
@@ -74,7 +105,7 @@ class Page:
     def experiment(self, key: str) -> None:
         st.header(self.words[f"experiments.{key}.title"], divider="gray")
         intro = self.words.get(f"experiments.{key}.intro")
-        if intro:
+        if intro and not self.present:
             st.markdown(intro)
 
     def control(self, key: str) -> Any:
@@ -95,20 +126,28 @@ class Page:
     def figure(self, name: str) -> pd.DataFrame:
         """Draw FIGURES[name] at the current settings (cached by the settings it reads); return its data."""
         data, spec = run(figures.spec, self.name, name, dict(self.figures[name].view(self.settings)))
+        if self.present:
+            spec = {**spec, "height": PRESENT_HEIGHT}
         st.vega_lite_chart(spec=spec, width="stretch", key=f"{self.name}_{name}_chart")
-        self.download(data, name)
+        self.download(data, name, spec)
         return data
 
     def chart(self, chart: alt.TopLevelMixin, data: pd.DataFrame, name: str) -> None:
         """An Altair chart that is not in the page's FIGURES (prefer a figure: the export sees those)."""
         st.altair_chart(chart, width="stretch", key=f"{self.name}_{name}_chart")
-        self.download(data, name)
+        self.download(data, name, chart.to_dict())
 
-    def download(self, data: pd.DataFrame, name: str) -> None:
-        st.download_button(
-            APP["chart.download_csv"], data=lambda: data.to_csv(index=False), file_name=f"{self.name}_{name}.csv",
-            mime="text/csv", on_click="ignore", key=f"{self.name}_{name}_csv", icon=":material/download:",
-        )
+    def download(self, data: pd.DataFrame, name: str, spec: dict) -> None:
+        """The chart's data as CSV and the figure as SVG, both made only when clicked."""
+        if self.present:
+            return
+        with st.container(horizontal=True):
+            st.download_button(
+                APP["chart.download_csv"], data=lambda: data.to_csv(index=False), file_name=f"{self.name}_{name}.csv",
+                mime="text/csv", on_click="ignore", key=f"{self.name}_{name}_csv", icon=":material/download:")
+            st.download_button(
+                APP["chart.download_svg"], data=lambda: to_svg(spec), file_name=f"{self.name}_{name}.svg",
+                mime="image/svg+xml", on_click="ignore", key=f"{self.name}_{name}_svg", icon=":material/image:")
 
     def metrics(self, items: dict[str, str]) -> None:
         """A row of live numbers: {label key under metrics.: formatted value}."""
@@ -116,6 +155,8 @@ class Page:
             column.metric(self.words[f"metrics.{key}"], value)
 
     def reading(self, key: str, **values: Any) -> None:
+        if self.present:
+            return
         st.markdown(self.words(f"experiments.{key}.reading", **values))
 
     def nonfinite(self, found: dict[Any, Any], *, what: str = "step") -> None:
@@ -125,6 +166,8 @@ class Page:
 
     # 5. Misconceptions
     def misconceptions(self, **values: Any) -> None:
+        if self.present:
+            return
         st.header(APP["misconceptions.title"], divider="gray")
         for item in self.words["misconceptions"]:
             with st.container(border=True):
@@ -133,6 +176,8 @@ class Page:
 
     # 6. Show the code
     def show_code(self, *functions: Callable) -> None:
+        if self.present:
+            return
         st.header(APP["code.title"], divider="gray")
         st.caption(APP["code.caption"])
         for fn in functions:
@@ -141,6 +186,8 @@ class Page:
 
     # 7. Takeaways and references
     def takeaways(self) -> None:
+        if self.present:
+            return
         st.header(APP["takeaways.title"], divider="gray")
         st.markdown("\n".join(f"- {t}" for t in self.words["takeaways"]))
         st.subheader(APP["takeaways.references"])

@@ -8,11 +8,12 @@ we say so on the page, so a reader who followed a mistyped link knows what they 
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlencode
 
 import streamlit as st
 
 from content import Words, words
-from core.controls import Control
+from core.controls import Control, defaults, preset_settings
 
 APP = words("app")
 
@@ -37,3 +38,29 @@ def render(page: str, control: Control, page_words: Words) -> Any:
     if raw is not None and not control.accepts(raw):
         st.info(APP("controls.ignored", key=key, raw=raw, default=control.default), icon=":material/link_off:")
     return value
+
+
+def presets_block(page: str, controls: tuple[Control, ...], presets: dict[str, dict], page_words: Words) -> None:
+    """The page's named settings as pills (choosing one sets every control) and as links (each a URL)."""
+    key = f"{page}_preset"
+
+    def apply() -> None:
+        chosen = st.session_state.get(key)
+        if chosen is None:
+            return
+        for name, value in preset_settings(controls, presets, chosen).items():
+            st.session_state[f"{page}_{name}"] = value  # bound widgets take it, and write it to the URL
+        st.session_state[key] = None  # a preset is an action, not a state: the controls now hold it
+
+    st.pills(APP["presets.label"], list(presets), format_func=lambda p: page_words[f"presets.{p}"], key=key,
+             on_change=apply, help=APP["presets.help"])
+    links = " · ".join(f"[{page_words[f'presets.{p}']}](?{preset_query(page, controls, presets, p)})" for p in presets)
+    st.caption(f"{APP['presets.links']} {links}")
+
+
+def preset_query(page: str, controls: tuple[Control, ...], presets: dict[str, dict], name: str) -> str:
+    """The URL query of a preset: only what differs from the defaults, as bound widgets write it."""
+    base = defaults(controls)
+    values = preset_settings(controls, presets, name)
+    return urlencode({f"{page}_{k}": str(v).lower() if isinstance(v, bool) else v
+                      for k, v in values.items() if v != base[k]})

@@ -161,16 +161,16 @@ def _trace(growth_interval: int, seed: int) -> pd.DataFrame:
 
 FIGURES: dict[str, Figure] = {
     "gradient_ratios": Figure(("scale_exp", "seed"), _ratios,
-                              lambda df, s: gradient_ratio_chart(df, 10.0 ** s["scale_exp"])),
+                              lambda df, s: gradient_ratio_chart(df, 10.0 ** s["scale_exp"]), experiment="gradients"),
     "update_ratio": Figure(("lr", "steps", "eps_exp", "seed"), _sweep,
-                           lambda df, s: update_ratio_chart(df, 10.0 ** s["scale_exp"]), ("scale_exp",)),
+                           lambda df, s: update_ratio_chart(df, 10.0 ** s["scale_exp"]), ("scale_exp",), "update"),
     "equivalent_runs": Figure(("scale_exp", "lr", "weight_decay", "seed"), _runs,
-                              lambda df, s: equivalent_runs_chart(df)),
+                              lambda df, s: equivalent_runs_chart(df), experiment="equivalence"),
     "frozen": Figure(("lr", "steps", "eps_exp", "seed"), _sweep,
-                     lambda df, s: frozen_chart(df, 10.0 ** s["scale_exp"]), ("scale_exp",)),
+                     lambda df, s: frozen_chart(df, 10.0 ** s["scale_exp"]), ("scale_exp",), "frozen"),
     "fp16_histogram": Figure(("fp16_log2_scale", "seed"), _histogram,
-                             lambda df, s: magnitude_histogram_chart(df, s["fp16_log2_scale"])),
+                             lambda df, s: magnitude_histogram_chart(df, s["fp16_log2_scale"]), experiment="fp16"),
     "fp16_sweep": Figure(("seed",), _fates, lambda df, s: fp16_sweep_chart(df, s["fp16_log2_scale"]),
-                         ("fp16_log2_scale",)),
-    "grad_scaler": Figure(("growth_interval", "seed"), _trace, lambda df, s: grad_scaler_chart(df)),
+                         ("fp16_log2_scale",), "fp16"),
+    "grad_scaler": Figure(("growth_interval", "seed"), _trace, lambda df, s: grad_scaler_chart(df), experiment="fp16"),
 }

@@ -1,0 +1,216 @@
+"""Figures and handouts for teaching material, without a browser and without Streamlit.
+
+    python -m core.export --out figures/                     every figure of every page, defaults and presets
+    python -m core.export --out f/ --pages loss_scaling --presets adam_eps_dominates --formats svg,csv
+    python -m core.export --handout --out handouts/          one self-contained HTML file per page
+
+For each figure and setting it writes <page>/<preset>/<figure>.{png,svg,csv,json}: a PNG at twice the
+pixel density and an SVG rendered offline by vl-convert, the charted data as CSV, and a JSON with the
+settings, the seed and the versions that reproduce it. It draws with the very FIGURES registry the pages
+draw with (core/figures.py), so the page and the export cannot disagree.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import html
+import json
+import sys
+import time
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+import core
+from content import words
+from core.controls import preset_settings
+from core.figures import registry
+from core.figures import spec as figure_spec
+from core.registry import PAGES
+from core.registry import page as page_info
+
+DEFAULT = "default"  # the folder name of the default settings, beside the presets
+FORMATS = ("png", "svg", "csv", "json")
+WIDTH = 720  # pixels: the page's charts take their column's width, a figure file needs a number
+
+
+def settings_for(page: str, preset: str | None, seed: int = 0) -> dict[str, Any]:
+    """Every control of the page at a preset (None: the defaults), plus the seed."""
+    module = page_info(page).core
+    return {**preset_settings(module.CONTROLS, getattr(module, "PRESETS", {}), preset), "seed": seed}
+
+
+def fixed_size(spec: dict, width: int = WIDTH) -> dict:
+    """The spec with its container-relative width replaced by a number, for an offline renderer."""
+    spec = copy.deepcopy(spec)
+    if spec.get("width") in (None, "container"):
+        spec["width"] = width
+    spec.setdefault("autosize", {"type": "fit", "contains": "padding"})
+    return spec
+
+
+def to_svg(spec: dict) -> str:
+    import vl_convert
+
+    return vl_convert.vegalite_to_svg(fixed_size(spec))
+
+
+def to_png(spec: dict, scale: float = 2.0) -> bytes:
+    import vl_convert
+
+    return vl_convert.vegalite_to_png(fixed_size(spec), scale=scale)
+
+
+def provenance(page: str, figure: str, preset: str | None, settings: dict) -> dict:
+    return {
+        "page": page, "figure": figure, "preset": preset or DEFAULT, "settings": settings, "seed": settings["seed"],
+        "versions": {"gradient_lab": core.__version__, "torch": torch.__version__},
+        "reproduce": f"python -m core.export --pages {page} --presets {preset or DEFAULT} --out DIR",
+    }
+
+
+def write_figure(out: Path, page: str, name: str, preset: str | None, settings: dict, formats: Iterable[str]) -> None:
+    df, spec = figure_spec(page, name, settings)
+    folder = out / page / (preset or DEFAULT)
+    folder.mkdir(parents=True, exist_ok=True)
+    formats = set(formats)
+    if "csv" in formats:
+        df.to_csv(folder / f"{name}.csv", index=False, lineterminator="\n")
+    if "svg" in formats:
+        (folder / f"{name}.svg").write_text(to_svg(spec), encoding="utf-8")
+    if "png" in formats:
+        (folder / f"{name}.png").write_bytes(to_png(spec))
+    if "json" in formats:
+        record = provenance(page, name, preset, settings)
+        (folder / f"{name}.json").write_text(json.dumps(record, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+
+
+def plan(pages: Sequence[str] | None, presets: Sequence[str] | None) -> list[tuple[str, str | None]]:
+    """(page, preset) pairs to export; unknown names are a ValueError listing the valid ones."""
+    names = [p.name for p in PAGES]
+    for name in pages or ():
+        if name not in names:
+            raise ValueError(f"unknown page {name!r}; valid: {', '.join(names)}")
+    jobs, valid_any = [], [DEFAULT]
+    for name in pages or names:
+        valid = (DEFAULT, *getattr(page_info(name).core, "PRESETS", {}))
+        valid_any += [p for p in valid if p not in valid_any]
+        jobs += [(name, None if p == DEFAULT else p) for p in (presets or valid) if p in valid]
+    if unknown := [p for p in presets or () if p not in valid_any]:
+        raise ValueError(f"unknown preset {', '.join(unknown)}; valid: {', '.join(valid_any)}")
+    return jobs
+
+
+def progress(done: int, total: int, label: str, started: float) -> None:
+    width = 30
+    filled = int(width * done / total)
+    sys.stderr.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total} {time.monotonic() - started:5.1f}s "
+                     f"{label[:48]:<48}")
+    if done == total:
+        sys.stderr.write("\n")
+    sys.stderr.flush()
+
+
+def export(out: Path, pages=None, presets=None, formats: Iterable[str] = FORMATS, seed: int = 0) -> int:
+    """Write every chosen figure; returns how many figures were written."""
+    jobs = [(page, preset, name) for page, preset in plan(pages, presets) for name in registry(page)]
+    started = time.monotonic()
+    for i, (page, preset, name) in enumerate(jobs, start=1):
+        write_figure(out, page, name, preset, settings_for(page, preset, seed), formats)
+        progress(i, len(jobs), f"{page}/{preset or DEFAULT}/{name}", started)
+    return len(jobs)
+
+
+def handout(out: Path, page: str, seed: int = 0) -> Path:
+    """One self-contained HTML file: the page's words and its charts as live Vega-Lite, JavaScript bundled."""
+    import vl_convert
+
+    w = words(page)
+    settings = settings_for(page, None, seed)
+    figures = registry(page)
+    placed: dict[str, list[str]] = {}
+    for name, figure in figures.items():
+        placed.setdefault(figure.experiment, []).append(name)
+    specs, parts = [], [f"<h1>{html.escape(w['title'])}</h1>", f"<blockquote>{_md(w['question'])}</blockquote>",
+                        f"<p><strong>Short answer.</strong> {_md(w['short_answer'])}</p>"]
+
+    def charts(names: list[str]) -> None:
+        for name in names:
+            specs.append(fixed_size(figure_spec(page, name, settings)[1]))
+            parts.append(f'<div class="chart" id="chart{len(specs) - 1}"></div>')
+
+    for key, experiment in (w.get("experiments") or {}).items():
+        if "title" in experiment:
+            parts.append(f"<h2>{html.escape(experiment['title'])}</h2>")
+        if "intro" in experiment:
+            parts.append(f"<p>{_md(experiment['intro'])}</p>")
+        charts(placed.pop(key, []))
+    charts([name for names in placed.values() for name in names])
+    parts.append("<h2>Takeaways</h2><ul>" + "".join(f"<li>{_md(t)}</li>" for t in w["takeaways"]) + "</ul>")
+    parts.append("<h2>References</h2><ul>" + "".join(
+        f'<li><a href="{html.escape(r["url"])}">{html.escape(r["title"])}</a></li>' for r in w["references"]) + "</ul>")
+    parts.append(f"<p class=\"small\">Gradient Lab {core.__version__}, torch {torch.__version__}, seed {seed}, "
+                 "default settings.</p>")
+    script = vl_convert.javascript_bundle()
+    embeds = "".join(f"vegaEmbed('#chart{i}', {json.dumps(s)}, {{actions: false}});" for i, s in enumerate(specs))
+    document = (
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">"
+        f"<title>{html.escape(w['title'])} · Gradient Lab</title>"
+        "<style>body{font-family:system-ui,sans-serif;max-width:820px;margin:2em auto;padding:0 1em;line-height:1.5}"
+        "blockquote{color:#555;border-left:3px solid #ccc;margin:0;padding-left:1em}.chart{margin:1em 0}"
+        "code{background:#f3f3f3;padding:0 .2em}.small{color:#777;font-size:.85em}</style>"
+        f"<script>{script}</script></head><body>{''.join(parts)}<script>{embeds}</script></body></html>"
+    )
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"{page}.html"
+    path.write_text(document, encoding="utf-8")
+    return path
+
+
+def _md(text: str) -> str:
+    """The little Markdown the words use: `code` and *emphasis*, HTML-escaped."""
+    import re
+
+    escaped = html.escape(text)
+    escaped = re.sub(r"`([^`]+)`", r"<code>\1</code>", escaped)
+    return re.sub(r"\*([^*]+)\*", r"<em>\1</em>", escaped)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m core.export", description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=Path("figures"), help="output folder (default: figures/)")
+    names = ", ".join(p.name for p in PAGES)
+    parser.add_argument("--pages", nargs="+", help=f"pages to export (default: all): {names}")
+    parser.add_argument("--presets", nargs="+", help=f"presets to export, '{DEFAULT}' for the defaults (default: all)")
+    parser.add_argument("--formats", default=",".join(FORMATS), help=f"comma-separated, of {', '.join(FORMATS)}")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--fonts", type=Path, help="a folder of fonts to register (for Chinese or Cyrillic titles)")
+    parser.add_argument("--handout", action="store_true", help="write one self-contained HTML handout per page")
+    args = parser.parse_args(argv)
+    formats = [f.strip() for f in args.formats.split(",") if f.strip()]
+    try:
+        if unknown := sorted(set(formats) - set(FORMATS)):
+            raise ValueError(f"unknown format {', '.join(unknown)}; valid: {', '.join(FORMATS)}")
+        if args.fonts:
+            if not args.fonts.is_dir():
+                raise ValueError(f"--fonts {args.fonts} is not a folder")
+            import vl_convert
+
+            vl_convert.register_font_directory(str(args.fonts))
+        if args.handout:
+            for name, _ in plan(args.pages, [DEFAULT]):
+                print(handout(args.out, name, args.seed))
+            return 0
+        count = export(args.out, args.pages, args.presets, formats, args.seed)
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(f"wrote {count} figures to {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,125 @@
+"""The figure export and handouts: valid files, the page's own figures, the same bytes twice, clear errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tomllib
+import xml.etree.ElementTree as ET
+from html.parser import HTMLParser
+from urllib.parse import parse_qsl
+
+import pandas as pd
+import pytest
+
+import core
+from core import export
+from core.figures import registry, render
+from core.registry import PAGES
+from tests.helpers import ROOT, charts, open_page
+from ui.controls import preset_query
+
+PAGE, PRESET = "loss_scaling", "adam_eps_dominates"
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    out = tmp_path_factory.mktemp("figures")
+    assert export.export(out, [PAGE], [PRESET]) == len(registry(PAGE))
+    return out / PAGE / PRESET
+
+
+def test_every_figure_is_written_in_every_format(exported):
+    for name in registry(PAGE):
+        png = (exported / f"{name}.png").read_bytes()
+        assert png[:8] == b"\x89PNG\r\n\x1a\n"
+        root = ET.parse(exported / f"{name}.svg").getroot()
+        assert root.tag.endswith("svg") and float(root.get("width")) > 0
+        assert (exported / f"{name}.csv").stat().st_size > 0
+        assert (exported / f"{name}.json").exists()
+
+
+def test_png_is_at_twice_the_pixel_density(exported):
+    name = next(iter(registry(PAGE)))
+    png = (exported / f"{name}.png").read_bytes()
+    width = int.from_bytes(png[16:20], "big")
+    svg_width = float(ET.parse(exported / f"{name}.svg").getroot().get("width"))
+    assert width == pytest.approx(2 * svg_width, abs=2)
+
+
+def test_csv_equals_the_core_dataframe(exported):
+    settings = export.settings_for(PAGE, PRESET)
+    for name, figure in registry(PAGE).items():
+        expected, _ = render(figure, settings)
+        written = pd.read_csv(exported / f"{name}.csv")
+        pd.testing.assert_frame_equal(written, expected.reset_index(drop=True), check_dtype=False, rtol=1e-12)
+
+
+def test_json_reproduces_the_figure(exported, tmp_path):
+    record = json.loads((exported / "update_ratio.json").read_text())
+    assert record["settings"] == export.settings_for(PAGE, PRESET)
+    assert record["versions"]["gradient_lab"] == core.__version__
+    again = tmp_path / "again.csv"
+    df, _ = render(registry(record["page"])[record["figure"]], record["settings"])
+    df.to_csv(again, index=False, lineterminator="\n")
+    assert again.read_bytes() == (exported / "update_ratio.csv").read_bytes()
+
+
+def test_two_exports_are_byte_identical(exported, tmp_path):
+    export.export(tmp_path, [PAGE], [PRESET], formats=("csv", "svg"))
+    for name in registry(PAGE):
+        for suffix in ("csv", "svg"):
+            assert (tmp_path / PAGE / PRESET / f"{name}.{suffix}").read_bytes() == \
+                (exported / f"{name}.{suffix}").read_bytes(), (name, suffix)
+
+
+def normalised(spec: dict) -> dict:
+    """A Vega-Lite spec without what Streamlit or the export rewrites: data, sizes, schema, config."""
+    drop = {"datasets", "data", "$schema", "config", "width", "height", "autosize", "usermeta"}
+    if isinstance(spec, dict):
+        return {k: normalised(v) for k, v in spec.items() if k not in drop}
+    if isinstance(spec, list):
+        return [normalised(v) for v in spec]
+    return spec
+
+
+def test_the_page_shows_the_exported_figure():
+    """One registry serves both: the chart a page draws at a preset is the one the export writes."""
+    info = next(p for p in PAGES if p.name == PAGE)
+    at = open_page(info.path, dict(parse_qsl(preset_query(PAGE, info.core.CONTROLS, info.core.PRESETS, PRESET))))
+    shown = [normalised(json.loads(c.proto.spec)) for c in charts(at)]
+    settings = export.settings_for(PAGE, PRESET)
+    for name, figure in registry(PAGE).items():
+        _, chart = render(figure, settings)
+        assert normalised(chart.to_dict()) in shown, name
+
+
+def test_unknown_names_exit_2_listing_the_valid_ones():
+    for args, valid in ((["--pages", "nope"], "loss_scaling"), (["--presets", "nope"], PRESET),
+                        (["--formats", "gif"], "png, svg")):
+        result = subprocess.run([sys.executable, "-m", "core.export", *args, "--out", "/tmp/unused"], cwd=ROOT,
+                                capture_output=True, text=True)
+        assert result.returncode == 2 and valid in result.stderr, (args, result.stderr)
+
+
+def test_handout_is_one_self_contained_file(tmp_path):
+    path = export.handout(tmp_path, PAGE)
+    text = path.read_text(encoding="utf-8")
+    assert text.count('class="chart"') == len(registry(PAGE))
+    assert "vegaEmbed" in text and "Loss scaling" in text
+
+    class Tags(HTMLParser):
+        fetches: list = []
+
+        def handle_starttag(self, tag, attrs):
+            self.fetches += [(tag, k, v) for k, v in attrs if k in ("src", "href") and tag != "a"]
+
+    parser = Tags()
+    parser.feed(text)
+    assert parser.fetches == []  # nothing loaded from elsewhere: the JavaScript is inline (see test_browser)
+
+
+def test_version_is_the_project_version():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert project["version"] == core.__version__
