@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 8501
 
-.PHONY: run test lint bench clean screenshot
+.PHONY: run test lint bench clean screenshot figures handouts
 
 # The venv is rebuilt only when a requirements file changes: the stamp files make both commands quick
 # when nothing changed.
@@ -32,6 +32,14 @@ lint: $(VENV)/.installed-dev
 
 bench: $(VENV)/.installed-dev
 	$(BIN)/python -m bench.run --out docs/performance.md
+
+# Every figure of every page, at the defaults and at every preset: PNG, SVG, CSV and JSON.
+figures: $(VENV)/.installed
+	$(BIN)/python -m core.export --out figures
+
+# One self-contained HTML handout per page.
+handouts: $(VENV)/.installed
+	$(BIN)/python -m core.export --handout --out figures/handouts
 
 clean:
 	rm -rf $(VENV) artifacts .pytest_cache .ruff_cache
