@@ -1,0 +1,229 @@
+"""Combining objectives: minimising one loss while maximising another, and weighting terms of different size.
+
+Concept: PyTorch minimises whatever scalar `backward()` is called on, so "maximise loss2" means minimising
+`loss1 - alpha * loss2` (or `maximize=True` on the optimizer, the same thing). Three things decide what
+that does: whether loss2 carries a gradient at all (a value copied with `torch.tensor` does not), whether
+it has a maximum (the sum of the weights has none), and how large each term's gradient is. The
+balancing methods of experiment 4 live in core/multi_objective_balance.py.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from core.controls import Control
+from core.data import generator, mlp
+from core.multi_objective_balance import METHODS, OPTIMIZERS, balance_run, mgda, pareto_front, pcgrad  # noqa: F401
+
+VARIANTS = ("loss1_only", "detached", "maximize", "bounded")
+TARGET = 5.0  # loss1 = (TARGET - sum of the outputs)^2, as in the learner's setup
+
+# Experiment 2: ridge regression, where the data fit and the weight norm compete and every alpha has
+# an exact optimum. 64 examples and 8 features: small enough to train 29 alphas at once on every rerun.
+N_EXAMPLES, N_FEATURES, NOISE = 64, 8, 0.5
+SWEEP_ALPHAS = tuple(10.0 ** (k / 4) for k in range(-24, 17))  # 1e-6 .. 1e4, four per decade
+SGD_LR, ADAM_LR, TRADEOFF_STEPS = 0.1, 0.05, 300  # both converge at every stable alpha within 300 steps
+SEED_STEPS = 300  # long enough for loss1 alone to converge from every seed
+
+CONTROLS = (
+    Control("max_alpha_exp", "log10", default=0, lo=-3, hi=3),  # alpha in loss1 - alpha * loss2; 1 is the plain sum
+    Control("alpha_exp", "log10", default=0, lo=-4, hi=3),  # alpha = 1 sits at the knee of the trade-off
+    Control("scale_exp", "log10", default=0, lo=-4, hi=4),  # loss2 x 10^k; 0 is no mismatch
+    Control("mismatch_exp", "int", default=3, lo=-4, hi=4),  # task 2's loss x 10^m; 10^3 is a large, common gap
+    Control("task_alpha_exp", "log10", default=0, lo=-4, hi=4),  # the fixed weight; 1 is the naive sum
+    Control("optimizer", "select", default="adam", options=OPTIMIZERS),  # Adam: the learner's optimizer
+)
+
+
+def seed_setup(seed: int = 0) -> tuple[nn.Sequential, torch.Tensor]:
+    """The learner's setup: an MLP 1 -> 5 -> 10 -> 1 with ReLU, and three inputs drawn from [0, 1)."""
+    features = torch.rand((3, 1), generator=generator(seed + 30_000))  # (3, 1)
+    return mlp((1, 5, 10, 1), nn.ReLU, seed=seed), features
+
+
+def seed_example(variant: str, *, steps: int = 200, alpha: float = 1.0, seed: int = 0) -> pd.DataFrame:
+    """Minimise one term while maximising another: the learner's loop, in four variants.
+
+    loss1 = (5 - sum of outputs)^2 is minimised; loss2 = the sum of every parameter. "loss1_only" trains on
+    loss1; "detached" adds loss2 rebuilt with torch.tensor (a copy of values, cut from the graph);
+    "maximize" minimises loss1 - alpha * loss2 with a differentiable loss2; "bounded" maximises tanh(loss2),
+    which has a ceiling. Adam at its defaults. Columns: step, loss1, loss2 (before that step's update).
+    """
+    if variant not in VARIANTS:
+        raise ValueError(f"unknown variant {variant!r}; valid: {', '.join(VARIANTS)}")
+    model, features = seed_setup(seed)
+    opt = torch.optim.Adam(model.parameters())
+    rows = []
+    for step in range(steps):
+        opt.zero_grad()
+        loss1 = (TARGET - model(features).sum()) ** 2
+        if variant == "detached":
+            with warnings.catch_warnings():  # PyTorch warns here: each sum is copied out as a plain number
+                warnings.simplefilter("ignore", UserWarning)
+                loss2 = torch.tensor([p.sum() for p in model.parameters()]).sum()  # requires_grad is False
+            loss = loss1 + loss2
+        else:
+            loss2 = torch.stack([p.sum() for p in model.parameters()]).sum()  # stays in the graph
+            loss = {"loss1_only": loss1, "maximize": loss1 - alpha * loss2,
+                    "bounded": loss1 - alpha * torch.tanh(loss2)}[variant]
+        loss.backward()
+        opt.step()
+        rows.append((step, loss1.item(), loss2.item()))
+    return pd.DataFrame(rows, columns=["step", "loss1", "loss2"])
+
+
+def loss2_requires_grad(seed: int = 0) -> dict[str, bool]:
+    """Whether loss2 can pass a gradient back, for three ways of building it from the per-parameter sums."""
+    model, _ = seed_setup(seed)
+    sums = [p.sum() for p in model.parameters()]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        copied = torch.tensor(sums).sum()
+    return {"torch.tensor": copied.requires_grad, "torch.stack": torch.stack(sums).sum().requires_grad,
+            "sum()": sum(sums).requires_grad}
+
+
+def maximize_flag_gap(*, steps: int = 50, alpha: float = 1.0, seed: int = 0) -> float:
+    """max |theta| difference: Adam on loss1 - alpha*loss2, against Adam(maximize=True) on alpha*loss2 - loss1."""
+    finals = []
+    for maximize in (False, True):
+        model, features = seed_setup(seed)
+        opt = torch.optim.Adam(model.parameters(), maximize=maximize)
+        for _ in range(steps):
+            opt.zero_grad()
+            loss1 = (TARGET - model(features).sum()) ** 2
+            loss2 = torch.stack([p.sum() for p in model.parameters()]).sum()
+            objective = alpha * loss2 - loss1 if maximize else loss1 - alpha * loss2
+            objective.backward()
+            opt.step()
+        finals.append(torch.cat([p.detach().flatten() for p in model.parameters()]))
+    return (finals[0] - finals[1]).abs().max().item()
+
+
+def seed_summary(runs: pd.DataFrame) -> dict[str, float]:
+    """What the four loops of seed_example did, from their rows (a `variant` column tells them apart).
+
+    gap: largest |loss1| difference between the detached and the loss1-only run (0 means identical);
+    loss2_start: loss2 at step 0 (every loop starts from the same weights);
+    loss1_<v>: loss1 averaged over the last tenth of the steps; loss2_<v>: loss2 at the last step;
+    slope_<v>: loss2's rise per step over the last tenth of the steps.
+    """
+    by = {v: g.sort_values("step") for v, g in runs.groupby("variant")}
+    tail = max(len(by["maximize"]) // 10, 2)
+    out = {"gap": float(np.max(np.abs(by["detached"].loss1.to_numpy() - by["loss1_only"].loss1.to_numpy()))),
+           "loss2_start": float(by["maximize"].loss2.iloc[0])}
+    for v, g in by.items():
+        out[f"loss1_{v}"] = float(g.loss1.iloc[-tail:].mean())
+        out[f"loss2_{v}"] = float(g.loss2.iloc[-1])
+        out[f"slope_{v}"] = float((g.loss2.iloc[-1] - g.loss2.iloc[-tail]) / (tail - 1))
+    return out
+
+
+def ridge_problem(seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Linear regression data in float64: x (N, D), y (N,) = x @ w_true + noise."""
+    gen = generator(seed + 40_000)
+    x = torch.randn(N_EXAMPLES, N_FEATURES, generator=gen, dtype=torch.float64)
+    w_true = torch.randn(N_FEATURES, generator=gen, dtype=torch.float64)
+    return x, x @ w_true + NOISE * torch.randn(N_EXAMPLES, generator=gen, dtype=torch.float64)
+
+
+def _ridge_losses(w: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """loss1 = mean squared error, loss2 = squared weight norm, for each row of w (A, D)."""
+    return ((w @ x.T - y) ** 2).mean(dim=1), (w**2).sum(dim=1)  # (A,), (A,)
+
+
+def tradeoff_curve(alphas, *, seed: int = 0) -> pd.DataFrame:
+    """The trade-off between two competing convex objectives, exactly: for each alpha, both losses at the
+    minimiser of loss1 + alpha * loss2 (ridge regression: (X^T X / n + alpha I) w = X^T y / n, float64).
+
+    Columns: alpha, loss1 (mean squared error), loss2 (squared norm of w).
+    """
+    a = torch.as_tensor(np.asarray(alphas, dtype=float), dtype=torch.float64).reshape(-1)  # (A,)
+    if not bool(torch.all(torch.isfinite(a) & (a >= 0))):
+        raise ValueError("alphas must be finite and >= 0")
+    x, y = ridge_problem(seed)
+    n, d = x.shape
+    gram = x.T @ x / n  # (D, D)
+    w = torch.linalg.solve(gram + a[:, None, None] * torch.eye(d, dtype=torch.float64),
+                           (x.T @ y / n).expand(len(a), d))  # (A, D)
+    loss1, loss2 = _ridge_losses(w, x, y)
+    return pd.DataFrame({"alpha": a.numpy(), "loss1": loss1.numpy(), "loss2": loss2.numpy()})
+
+
+def train_tradeoff(alphas, *, optimizer: str, scale: float = 1.0, overall=1.0,
+                   steps: int = TRADEOFF_STEPS, seed: int = 0) -> pd.DataFrame:
+    """Train the ridge model on overall * (loss1 + alpha * scale * loss2) from w = 0, every alpha at once.
+
+    Each row of w is one alpha (overall: one factor, or one per alpha); SGD and Adam update every element
+    from its own gradient alone, so the rows are independent runs. float32, SGD at lr 0.1, Adam at lr 0.05.
+    Columns: alpha, loss1, loss2 (unscaled; inf or NaN where the run diverged).
+    """
+    if optimizer not in OPTIMIZERS:
+        raise ValueError(f"unknown optimizer {optimizer!r}; valid: {', '.join(OPTIMIZERS)}")
+    x, y = (t.float() for t in ridge_problem(seed))
+    a = torch.tensor(alphas, dtype=torch.float32)  # (A,)
+    c = torch.as_tensor(overall, dtype=torch.float32)  # () or (A,)
+    w = torch.zeros(len(a), x.shape[1], requires_grad=True)  # (A, D)
+    opt = torch.optim.SGD([w], lr=SGD_LR) if optimizer == "sgd" else torch.optim.Adam([w], lr=ADAM_LR)
+    for _ in range(steps):
+        opt.zero_grad()
+        loss1, loss2 = _ridge_losses(w, x, y)
+        (c * (loss1 + a * scale * loss2)).sum().backward()  # row i's gradient is its own objective's
+        opt.step()
+    with torch.no_grad():
+        loss1, loss2 = _ridge_losses(w, x, y)
+    return pd.DataFrame({"alpha": np.asarray(alphas, dtype=float), "loss1": loss1.double().numpy(),
+                         "loss2": loss2.double().numpy()})
+
+
+def tradeoff_sweep(*, scale: float = 1.0, seed: int = 0, alphas=SWEEP_ALPHAS) -> pd.DataFrame:
+    """The exact optimum for loss1 + alpha * scale * loss2 beside SGD and Adam trained on it.
+
+    Columns: run ("exact", "sgd", "adam"), alpha, loss1, loss2. A mismatch factor on loss2 moves every
+    alpha by the same factor: the exact run is tradeoff_curve at alpha * scale.
+    """
+    exact = tradeoff_curve([a * scale for a in alphas], seed=seed).assign(alpha=list(alphas))
+    trained = [train_tradeoff(alphas, optimizer=o, scale=scale, seed=seed).assign(run=o) for o in OPTIMIZERS]
+    return pd.concat([exact.assign(run="exact"), *trained], ignore_index=True)[["run", "alpha", "loss1", "loss2"]]
+
+
+def sgd_alpha_limit(scale: float = 1.0, *, lr: float = SGD_LR, seed: int = 0) -> float:
+    """The largest alpha SGD survives on loss1 + alpha * scale * loss2: lr * (largest curvature) must stay below 2.
+
+    The Hessian is 2 X^T X / n + 2 alpha scale I, so alpha * scale < 1 / lr - lambda_max(X^T X / n).
+    """
+    x, _ = ridge_problem(seed)
+    return (1 / lr - torch.linalg.eigvalsh(x.T @ x / len(x))[-1].item()) / scale
+
+
+@dataclass(frozen=True)
+class OverallScale:
+    sgd_gap: float  # largest |difference| in the final (loss1, loss2): trained on c * total, and on total
+    adam_gap: float  # the same for Adam, whose step divides out a constant factor
+
+
+def overall_scale_gap(overall: float, alpha: float = 1.0, *, seed: int = 0) -> OverallScale:
+    """Multiply the whole loss instead of one term: the ratio stays, so the optimum stays; does the run?"""
+    gaps = {}
+    for name in OPTIMIZERS:
+        run = train_tradeoff([alpha, alpha], optimizer=name, overall=[overall, 1.0], seed=seed)  # two rows, two runs
+        finals = run[["loss1", "loss2"]].to_numpy()  # (2, 2)
+        gaps[name] = float(np.max(np.abs(finals[0] - finals[1])))  # inf or NaN when the scaled run diverged
+    return OverallScale(gaps["sgd"], gaps["adam"])
+
+
+def knee_alpha(scale: float = 1.0, *, seed: int = 0) -> float:
+    """The alpha at which loss2 has fallen to half its unweighted (alpha = 0) value, with loss2 x scale.
+
+    Interpolated in log alpha on the exact curve, 20 points per decade; it moves exactly as 1 / scale.
+    """
+    grid = np.concatenate([[0.0], 10.0 ** np.arange(-8, 8.01, 0.05)])
+    curve = tradeoff_curve(grid, seed=seed)
+    half = curve.loss2.iloc[0] / 2
+    return float(10 ** np.interp(-half, -curve.loss2.to_numpy()[1:], np.log10(grid[1:]))) / scale
