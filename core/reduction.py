@@ -39,6 +39,14 @@ CONTROLS = (
     Control("class_weight", "float", default=5.0, lo=0.1, hi=10.0, step=0.1),  # weight of the rarest class
 )
 
+# Teaching moments, each a named setting of the controls above (labels in content/en/reduction.toml).
+PRESETS = {
+    "sum_small_lr": {"lr": 0.001},  # at a tiny lr the sum's 32x step looks like faster training
+    "batches_of_one": {"batch_size": 1},  # the sum and the mean of one loss are the same number
+    "last_batch_of_one": {"n_examples": 97, "epoch_batch": 32},  # one example weighs 32x; batch means mislead
+    "all_per_sample": {"sample_batch": 512},  # one gradient for each of the 512 examples: vmap against the loop
+}
+
 
 def _check(name: str, valid: tuple[str, ...], what: str) -> None:
     if name not in valid:

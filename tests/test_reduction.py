@@ -223,3 +223,24 @@ def test_per_sample_times_both_routes():
     result = core.per_sample(8, seed=0)
     assert all(math.isfinite(v) and v > 0 for v in (result.vmap_ms, result.loop_ms))
 
+
+
+@pytest.mark.parametrize("changes", [{}, {"lr": 0.5, "batch_size": 256, "n_examples": 97, "sample_batch": 2}])
+def test_every_figure_has_tooltips_and_only_finite_data(changes):
+    from core.charts.reduction import FIGURES
+    from core.controls import defaults
+    from core.figures import render
+    from tests.helpers import _numbers, walk_marks
+
+    settings = {**defaults(core.CONTROLS), "seed": 0, **changes}
+    for name, figure in FIGURES.items():
+        _, chart = render(figure, settings)
+        spec = chart.to_dict()
+        for unit in walk_marks(spec):
+            assert "tooltip" in unit.get("encoding", {}), (name, unit["mark"])
+        assert all(math.isfinite(v) for v in _numbers(spec)), name  # inline values
+        for rows in spec.get("datasets", {}).values():  # Altair turns NaN and inf into null: none may remain
+            assert all(v is not None for row in rows for v in row.values()), name
+    if changes:  # the diverging setting really did hand the figure non-finite losses to drop
+        curves = FIGURES["training"].data(batch_size=256, lr=0.5, steps=50, seed=0)
+        assert not np.isfinite(curves.loss).all()

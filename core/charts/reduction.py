@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 import core.reduction as core
-from core.charts import COLORS, HEIGHT, OKABE_ITO, WIDTH, chartable, vertical_marker
+from core.charts import COLORS, HEIGHT, OKABE_ITO, WIDTH, chartable
 from core.figures import Figure
 
 # "mean" and "sum" keep these colours on every chart of the page; SGD and Adam keep the house colours.
@@ -31,7 +31,7 @@ def _batch_axis() -> alt.X:
                  scale=alt.Scale(type="log", domain=[1, max(core.SWEEP_BATCHES)], nice=False))
 
 
-def norms_chart(norms: pd.DataFrame, full_norm: float, batch_size: int) -> alt.LayerChart:
+def norms_chart(norms: pd.DataFrame, full_norm: float) -> alt.LayerChart:
     """Log-log: the gradient norm against B for 'sum' and 'mean'; a band over random batches, points for the first B."""
     data = chartable(norms)
     base = alt.Chart(data).encode(x=_batch_axis(), color=_reduction_color())
@@ -45,7 +45,7 @@ def norms_chart(norms: pd.DataFrame, full_norm: float, batch_size: int) -> alt.L
     full = pd.DataFrame({"y": [full_norm], "label": ["‖mean gradient over all 512 examples‖"]})
     rule = alt.Chart(full).mark_rule(strokeDash=[4, 4], color=OKABE_ITO["grey"]).encode(
         y="y:Q", tooltip=["label:N", alt.Tooltip("y:Q", format=".4g", title="norm")])
-    return (band + line + first + rule + vertical_marker(batch_size, f"your B = {batch_size}")).properties(
+    return (band + line + first + rule).properties(
         title="The sum's gradient grows with B; the mean's settles while its spread narrows", width=WIDTH,
         height=HEIGHT)
 
@@ -100,6 +100,7 @@ def epoch_loss_chart(examples: pd.DataFrame, batch_size: int) -> alt.LayerChart:
     spans = data.groupby("batch", as_index=False).agg(start=("example", "min"), end=("example", "max"),
                                                       batch_mean=("batch_mean", "first"),
                                                       batch_len=("batch_len", "first"), kind=("kind", "first"))
+    spans = spans.assign(start=spans.start - 0.4, end=spans.end + 0.4)  # a batch of one still shows its segment
     segments = alt.Chart(spans).mark_rule(strokeWidth=3).encode(
         x="start:Q", x2="end:Q", y="batch_mean:Q", color=_kind_color(),
         tooltip=["batch:Q", alt.Tooltip("batch_len:Q", title="batch size"),
@@ -159,7 +160,7 @@ def per_sample_chart(norms: pd.DataFrame, batch_norm: float) -> alt.LayerChart:
         width=WIDTH, height=HEIGHT)
 
 
-def spread_chart(spread: pd.DataFrame, batch_size: int) -> alt.LayerChart:
+def spread_chart(spread: pd.DataFrame) -> alt.LayerChart:
     """Log-log: how far the batch-mean gradient lands from the full-data gradient, against B, beside sqrt(tr Σ / B)."""
     data = chartable(spread)
     x = _batch_axis()
@@ -170,11 +171,13 @@ def spread_chart(spread: pd.DataFrame, batch_size: int) -> alt.LayerChart:
         tooltip=tips)
     points = alt.Chart(data).mark_point(filled=True, size=60, color=REDUCTION_COLORS["mean"]).encode(
         x=x, y="spread:Q", tooltip=tips)
-    return (line + points + vertical_marker(batch_size, f"B = {batch_size}")).properties(
+    return (line + points).properties(
         title="The noise of the mean gradient falls like 1/√B (dashed: the closed form)", width=WIDTH, height=HEIGHT)
 
 
 # One experiment feeds several figures and the page's metrics: a small bounded cache keeps it to one run.
+# The charts read no setting beyond their data's inputs: every extra one would rebuild an Altair spec
+# (~50-150 ms each) on a change that does not alter the data.
 norm_sweep = functools.lru_cache(maxsize=8)(core.norm_sweep)
 train_runs = functools.lru_cache(maxsize=16)(core.train_runs)
 short_batch = functools.lru_cache(maxsize=16)(core.short_batch)
@@ -203,15 +206,15 @@ def _sample_norms(sample_batch: int, seed: int) -> pd.DataFrame:
 
 FIGURES: dict[str, Figure] = {
     "norms": Figure(("seed",), _sum_mean_norms,
-                    lambda df, s: norms_chart(df, norm_sweep(seed=s["seed"]).full_norm, s["batch_size"]),
-                    ("batch_size",)),
+                    lambda df, s: norms_chart(df, norm_sweep(seed=s["seed"]).full_norm), experiment="norms"),
     "training": Figure(("batch_size", "lr", "steps", "seed"), _curves,
-                       lambda df, s: training_chart(df, s["batch_size"])),
+                       lambda df, s: training_chart(df, s["batch_size"]), experiment="training"),
     "epoch_loss": Figure(("n_examples", "epoch_batch", "seed"), _examples,
-                         lambda df, s: epoch_loss_chart(df, s["epoch_batch"])),
+                         lambda df, s: epoch_loss_chart(df, s["epoch_batch"]), experiment="epoch"),
     "weights": Figure(("n_examples", "epoch_batch", "seed"), _examples,
-                      lambda df, s: weights_chart(df, s["epoch_batch"])),
+                      lambda df, s: weights_chart(df, s["epoch_batch"]), experiment="epoch"),
     "per_sample": Figure(("sample_batch", "seed"), _sample_norms,
-                         lambda df, s: per_sample_chart(df, per_sample(s["sample_batch"], seed=s["seed"]).batch_norm)),
-    "spread": Figure(("seed",), _spread, lambda df, s: spread_chart(df, s["sample_batch"]), ("sample_batch",)),
+                         lambda df, s: per_sample_chart(df, per_sample(s["sample_batch"], seed=s["seed"]).batch_norm),
+                         experiment="per_sample"),
+    "spread": Figure(("seed",), _spread, lambda df, s: spread_chart(df), experiment="per_sample"),
 }
