@@ -40,6 +40,14 @@ CONTROLS = (
     Control("optimizer", "select", default="adam", options=OPTIMIZERS),  # Adam: the learner's optimizer
 )
 
+# Teaching moments, each a named setting of the controls above (labels in content/en/multi_objective.toml).
+PRESETS = {
+    "maximize_hard": {"max_alpha_exp": 3},  # a large alpha: loss1 pays dearly for a climb that never ends
+    "loss2_in_other_units": {"scale_exp": 3},  # loss2 x 1000: every alpha relabelled, SGD's limit with it
+    "sgd_large_mismatch": {"optimizer": "sgd"},  # with the default 10^3 gap: the plain sum and PCGrad diverge
+    "alpha_undoes_mismatch": {"task_alpha_exp": -3},  # alpha = 10^-m: the plain sum, balanced by hand
+}
+
 
 def seed_setup(seed: int = 0) -> tuple[nn.Sequential, torch.Tensor]:
     """The learner's setup: an MLP 1 -> 5 -> 10 -> 1 with ReLU, and three inputs drawn from [0, 1)."""

@@ -1,0 +1,241 @@
+"""Figures of the multi-objective page. Every builder takes the DataFrame its core function returns."""
+
+from __future__ import annotations
+
+import functools
+
+import altair as alt
+import numpy as np
+import pandas as pd
+
+import core.multi_objective as core
+from core.charts import COLORS, HEIGHT, OKABE_ITO, WIDTH, chartable, log_axis, vertical_marker
+from core.figures import Figure
+
+# The learner's four loops, and the six ways of combining two gradients: one colour each on this page.
+# Blue and vermillion stay SGD's and Adam's, as on every page.
+VARIANT_COLORS = {"loss1_only": OKABE_ITO["black"], "detached": OKABE_ITO["sky"], "maximize": OKABE_ITO["purple"],
+                  "bounded": OKABE_ITO["green"]}
+METHOD_COLORS = {"fixed": OKABE_ITO["black"], "initial": OKABE_ITO["orange"], "unit_norm": OKABE_ITO["sky"],
+                 "uncertainty": OKABE_ITO["green"], "pcgrad": OKABE_ITO["purple"], "mgda": OKABE_ITO["yellow"]}
+RUN_COLORS = {"exact": OKABE_ITO["black"], "sgd": COLORS["sgd"], "adam": COLORS["adam"]}
+FRONT = "true trade-off"
+FLOOR = 1e-12  # a loss of exactly 0 is drawn here on a log axis
+
+
+# Label a log axis at whole decades only, however many decades it spans.
+DECADES = "abs(log(datum.value) / LN10 - round(log(datum.value) / LN10)) < 1e-6 ? format(datum.value, '.0e') : ''"
+
+
+def _log(field: str, title: str, domain: list[float] | None = None, decades: bool = True) -> dict:
+    scale = alt.Scale(type="log", **({"domain": domain} if domain else {}))
+    axis = alt.Axis(labelExpr=DECADES, gridOpacity=0.5) if decades else alt.Axis(format="~g")
+    return {"field": field, "type": "quantitative", "scale": scale, "title": title, "axis": axis}
+
+
+def _scale(colors: dict[str, str], title: str | None = None, legend: bool = True) -> dict:
+    return {"scale": alt.Scale(domain=list(colors), range=list(colors.values())), "title": title,
+            "legend": alt.Legend(orient="bottom", columns=4, labelLimit=320) if legend else None}
+
+
+def seed_loss1_chart(runs: pd.DataFrame) -> alt.Chart:
+    """loss1 per step for the learner's four loops; the detached run (dashed) lies on the loss1-only run."""
+    data = chartable(runs[["variant", "step", "loss1"]]).assign(shown=lambda d: d.loss1.clip(lower=FLOOR))
+    dash = {v: [6, 4] if v == "detached" else [1, 0] for v in VARIANT_COLORS}
+    return alt.Chart(data).mark_line().encode(
+        x=alt.X("step:Q", title="step"),
+        y=alt.Y(**_log("shown", f"loss1 = (5 − sum of outputs)² (0 drawn at {FLOOR:.0e})")),
+        color=alt.Color("variant:N", **_scale(VARIANT_COLORS, "loop")),
+        strokeDash=alt.StrokeDash("variant:N", scale=alt.Scale(domain=list(dash), range=list(dash.values())),
+                                  legend=None),
+        tooltip=["variant:N", "step:Q", alt.Tooltip("loss1:Q", format=".6g")],
+    ).properties(title="loss1 per step: the detached loss2 (dashed) changes nothing", width=WIDTH, height=HEIGHT)
+
+
+def seed_loss2_chart(runs: pd.DataFrame) -> alt.Chart:
+    """loss2, the sum of every parameter, per step: maximised it climbs for as long as training runs."""
+    data = chartable(runs[["variant", "step", "loss2"]])
+    return alt.Chart(data).mark_line().encode(
+        x=alt.X("step:Q", title="step"),
+        y=alt.Y("loss2:Q", title="loss2 = sum of every parameter"),
+        color=alt.Color("variant:N", **_scale(VARIANT_COLORS, "loop")),
+        tooltip=["variant:N", "step:Q", alt.Tooltip("loss2:Q", format=".4f")],
+    ).properties(title="loss2 per step: unbounded, it never stops rising; bounded, it levels off",
+                 width=WIDTH, height=HEIGHT)
+
+
+def _at(df: pd.DataFrame, alpha: float) -> pd.DataFrame:
+    return df[np.isclose(df.alpha, alpha, rtol=1e-6)]
+
+
+def tradeoff_chart(sweep: pd.DataFrame, alpha: float, scale: float) -> alt.LayerChart:
+    """The exact trade-off (each point one alpha) in the (loss1, loss2) plane; the reader's alpha and the
+    points SGD and Adam reached there; the last point SGD can reach."""
+    exact = chartable(sweep[sweep.run == "exact"])
+    axes = {"x": alt.X("loss1:Q", scale=alt.Scale(type="log"), title="loss1: mean squared error (data fit)"),
+            "y": alt.Y(**_log("loss2", "loss2: squared weight norm"))}
+    tip = ["run:N", alt.Tooltip("alpha:Q", format=".3g", title="α"), alt.Tooltip("loss1:Q", format=".4g"),
+           alt.Tooltip("loss2:Q", format=".4g")]
+    grey = OKABE_ITO["grey"]
+    curve = alt.Chart(exact).mark_line(color=grey, point=alt.OverlayMarkDef(size=25, color=grey)).encode(
+        **axes, order="alpha:Q", tooltip=tip)
+    yours = chartable(_at(sweep[sweep.run.isin(RUN_COLORS)], alpha))
+    sizes = {"exact": 420, "sgd": 150, "adam": 60}  # nested, so that three points in one place all show
+    points = alt.Chart(yours).mark_point(filled=False, strokeWidth=3).encode(
+        **axes, color=alt.Color("run:N", **_scale(RUN_COLORS, f"at your α = {alpha:g}")),
+        shape=alt.Shape("run:N", scale=alt.Scale(domain=list(RUN_COLORS), range=["circle", "square", "diamond"]),
+                        legend=None),
+        size=alt.Size("run:N", scale=alt.Scale(domain=list(sizes), range=list(sizes.values())), legend=None),
+        tooltip=tip)
+    limit = chartable(sweep[sweep.run == "sgd limit"]).assign(label="SGD diverges beyond this α")
+    cross = alt.Chart(limit).encode(**axes, tooltip=[*tip, "label:N"])
+    marks = (cross.mark_point(shape="cross", size=200, color=COLORS["sgd"], filled=True)
+             + cross.mark_text(align="left", dx=10, dy=-8, color=COLORS["sgd"]).encode(text="label:N"))
+    return (curve + marks + points).properties(
+        title=f"The trade-off: each grey point is the optimum of loss1 + α·{scale:g}·loss2 for one α",
+        width=WIDTH, height=HEIGHT)
+
+
+def alpha_sweep_chart(sweep: pd.DataFrame, alpha: float, scale: float) -> alt.LayerChart:
+    """loss1 at the end against alpha: the exact optimum, SGD and Adam; the reader's alpha and SGD's limit."""
+    data = chartable(sweep[sweep.run.isin(RUN_COLORS)])
+    lines = alt.Chart(data).mark_line(point=alt.OverlayMarkDef(size=20)).encode(
+        x=log_axis("alpha:Q", "α (the weight on loss2)"),
+        y=alt.Y("loss1:Q", title="loss1 at the end (data fit)"),
+        color=alt.Color("run:N", **_scale(RUN_COLORS, "run")),
+        strokeDash=alt.StrokeDash("run:N", scale=alt.Scale(domain=list(RUN_COLORS), range=[[1, 0], [4, 3], [1, 3]]),
+                                  legend=None),
+        tooltip=["run:N", alt.Tooltip("alpha:Q", format=".3g", title="α"), alt.Tooltip("loss1:Q", format=".4g"),
+                 alt.Tooltip("loss2:Q", format=".4g")],
+    )
+    layers = lines + vertical_marker(alpha, f"your α = {alpha:g}")
+    limit = chartable(sweep[sweep.run == "sgd limit"])
+    if len(limit):
+        limit = limit.assign(label="SGD's limit")
+        rule = alt.Chart(limit).encode(x="alpha:Q", tooltip=[alt.Tooltip("alpha:Q", format=".3g",
+                                                                          title="SGD diverges above α")])
+        layers += rule.mark_rule(color=COLORS["sgd"], strokeDash=[2, 2]) + rule.mark_text(
+            align="left", dx=4, dy=14, baseline="top", color=COLORS["sgd"]).encode(text="label:N", y=alt.value(0))
+    return layers.properties(title=f"With loss2 × {scale:g}: the whole curve, and SGD's limit, move together",
+                             width=WIDTH, height=HEIGHT)
+
+
+def conflict_chart(run: pd.DataFrame) -> alt.VConcatChart:
+    """For the fixed-weight run: both gradient norms (log) and the cosine between them, per step."""
+    data = chartable(run[run.method == "fixed"][["step", "norm1", "norm2", "cosine"]])
+    norms = data.melt(id_vars="step", value_vars=["norm1", "norm2"], var_name="gradient", value_name="norm")
+    names = {"norm1": "|∇ loss1|", "norm2": "|∇ (10^m · loss2)|"}
+    norms = norms.assign(gradient=norms.gradient.map(names))
+    top = alt.Chart(norms).mark_line().encode(
+        x=alt.X("step:Q", title=None, axis=alt.Axis(tickMinStep=1)),
+        y=alt.Y(**_log("norm", "gradient norm")),
+        color=alt.Color("gradient:N", **_scale({names["norm1"]: OKABE_ITO["orange"],
+                                                names["norm2"]: OKABE_ITO["purple"]}, "gradient")),
+        tooltip=["gradient:N", "step:Q", alt.Tooltip("norm:Q", format=".4g")],
+    ).properties(width=WIDTH, height=HEIGHT * 0.6, title="Each objective's gradient, and how they align")
+    base = alt.Chart(data).encode(x=alt.X("step:Q", title="step", axis=alt.Axis(tickMinStep=1)))
+    line = base.mark_line(color=OKABE_ITO["black"]).encode(
+        y=alt.Y("cosine:Q", scale=alt.Scale(domain=[-1, 1]), title="cosine between them"),
+        tooltip=["step:Q", alt.Tooltip("cosine:Q", format=".4f")])
+    zero = alt.Chart(pd.DataFrame({"cosine": [0.0], "meaning": ["below: the objectives pull apart"]})).mark_rule(
+        strokeDash=[4, 3], color=OKABE_ITO["grey"]).encode(y="cosine:Q", tooltip=["meaning:N"])
+    return alt.vconcat(top, (line + zero).properties(width=WIDTH, height=HEIGHT * 0.6))
+
+
+def trajectories_chart(runs: pd.DataFrame) -> alt.LayerChart:
+    """Each method's path in the (loss1, loss2) plane from the same start, over the exact trade-off curve."""
+    data = chartable(runs[["method", "step", "loss1", "loss2"]])
+    front, paths = data[data.method == FRONT], data[data.method != FRONT]
+    start = paths[paths.step == 0][["loss1", "loss2"]].max()  # every method starts from the same weights
+    box = {k: [float(front[k].min()) / 2, float(max(front[k].max(), start[k])) * 4] for k in ("loss1", "loss2")}
+    axes = {"x": alt.X(**_log("loss1", "task 1 loss (MSE)", box["loss1"], decades=False)),
+            "y": alt.Y(**_log("loss2", "task 2 loss (MSE, before × 10^m)", box["loss2"], decades=False))}
+    tip = ["method:N", "step:Q", alt.Tooltip("loss1:Q", format=".4g"), alt.Tooltip("loss2:Q", format=".4g")]
+    curve = alt.Chart(front).mark_line(color=OKABE_ITO["grey"], strokeWidth=6, opacity=0.4).encode(
+        **axes, order="step:Q", tooltip=["method:N", alt.Tooltip("loss1:Q", format=".4g"),
+                                         alt.Tooltip("loss2:Q", format=".4g")])
+    color = alt.Color("method:N", **_scale(METHOD_COLORS, "method"))
+    lines = alt.Chart(paths).mark_line(strokeWidth=2, clip=True).encode(**axes, order="step:Q", color=color,
+                                                                        tooltip=tip)
+    last = paths[paths.step == paths.groupby("method").step.transform("max")]
+    ends = alt.Chart(last).mark_point(size=120, filled=True, stroke=OKABE_ITO["black"], clip=True).encode(
+        **axes, color=color, tooltip=tip)
+    return (curve + lines + ends).properties(
+        title="Where each method takes the shared model (grey: the true trade-off; a run that blows up leaves)",
+        width=WIDTH, height=HEIGHT)
+
+
+def final_chart(runs: pd.DataFrame) -> alt.LayerChart:
+    """Both task losses at the last step, method by method, joined by a rule (a diverged run has no marks)."""
+    last = runs[(runs.method != FRONT) & (runs.step == runs.step.max())]
+    data = chartable(last.melt(id_vars="method", value_vars=["loss1", "loss2"], var_name="task", value_name="loss"))
+    x = alt.X("method:N", sort=list(METHOD_COLORS), title=None, axis=alt.Axis(labelAngle=0))
+    y = alt.Y("loss:Q", scale=alt.Scale(type="log"), title="loss at the end (MSE, before × 10^m)")
+    tip = ["method:N", "task:N", alt.Tooltip("loss:Q", format=".4g")]
+    span = alt.Chart(data).mark_rule(color=OKABE_ITO["grey"], strokeWidth=2).encode(
+        x=x, y=alt.Y("min(loss):Q", scale=alt.Scale(type="log")), y2="max(loss):Q",
+        tooltip=["method:N", alt.Tooltip("min(loss):Q", format=".4g", title="lower"),
+                 alt.Tooltip("max(loss):Q", format=".4g", title="higher")])
+    dots = alt.Chart(data).mark_point(filled=True, size=140, opacity=1).encode(
+        x=x, y=y, tooltip=tip,
+        color=alt.Color("task:N", **_scale({"loss1": OKABE_ITO["orange"], "loss2": OKABE_ITO["purple"]}, "task")))
+    return (span + dots).properties(title="Final losses: which task each method favoured", width=WIDTH, height=HEIGHT)
+
+
+def weights_chart(runs: pd.DataFrame) -> alt.Chart:
+    """The weight each method puts on 10^m · loss2 relative to loss1, per step (PCGrad projects: no weight)."""
+    data = chartable(runs[runs.method != FRONT][["method", "step", "weight2"]]).query("weight2 > 0")
+    return alt.Chart(data).mark_line().encode(
+        x=alt.X("step:Q", title="step"),
+        y=alt.Y(**_log("weight2", "weight on 10^m · loss2 ÷ weight on loss1")),
+        color=alt.Color("method:N", **_scale(METHOD_COLORS, "method")),
+        tooltip=["method:N", "step:Q", alt.Tooltip("weight2:Q", format=".3g", title="relative weight")],
+    ).properties(title="The weight each method gave task 2, step by step (PCGrad projects instead)",
+                 width=WIDTH, height=HEIGHT)
+
+
+# The page's figures, by name: what the page draws and what the export writes (core/figures.py).
+# Each data function takes the page's settings by their control keys; every exponent k means 10^k.
+# Several figures draw the same data: a small bounded cache runs each experiment once for all of them
+# (callers only read the frames it returns).
+@functools.lru_cache(maxsize=16)
+def _seed_run(variant: str, alpha: float, seed: int) -> pd.DataFrame:
+    return core.seed_example(variant, steps=core.SEED_STEPS, alpha=alpha, seed=seed).assign(variant=variant)
+
+
+def _seed_runs(max_alpha_exp: int, seed: int) -> pd.DataFrame:
+    alpha = 10.0**max_alpha_exp  # loss1_only and detached never read alpha: one run serves every alpha
+    return pd.concat([_seed_run(v, alpha if v in ("maximize", "bounded") else 1.0, seed) for v in core.VARIANTS],
+                     ignore_index=True)
+
+
+@functools.lru_cache(maxsize=8)
+def _sweep(scale_exp: int, seed: int) -> pd.DataFrame:
+    scale = 10.0**scale_exp
+    limit = core.sgd_alpha_limit(scale, seed=seed)
+    edge = core.tradeoff_curve([limit * scale], seed=seed).assign(alpha=limit, run="sgd limit")
+    return pd.concat([core.tradeoff_sweep(scale=scale, seed=seed), edge], ignore_index=True)
+
+
+@functools.lru_cache(maxsize=8)
+def _balance(mismatch_exp: int, task_alpha_exp: int, optimizer: str, seed: int) -> pd.DataFrame:
+    runs = core.balance_run(mismatch=10.0**mismatch_exp, alpha=10.0**task_alpha_exp, optimizer=optimizer, seed=seed)
+    front = core.pareto_front(seed=seed).rename(columns={"lam": "step"}).assign(method=FRONT)
+    return pd.concat([runs, front], ignore_index=True)
+
+
+BALANCE = ("mismatch_exp", "task_alpha_exp", "optimizer", "seed")
+FIGURES: dict[str, Figure] = {
+    "seed_loss1": Figure(("max_alpha_exp", "seed"), _seed_runs, lambda df, s: seed_loss1_chart(df)),
+    "seed_loss2": Figure(("max_alpha_exp", "seed"), _seed_runs, lambda df, s: seed_loss2_chart(df)),
+    "tradeoff": Figure(("scale_exp", "seed"), _sweep,
+                       lambda df, s: tradeoff_chart(df, 10.0 ** s["alpha_exp"], 10.0 ** s["scale_exp"]),
+                       ("alpha_exp",)),
+    "alpha_sweep": Figure(("scale_exp", "seed"), _sweep,
+                          lambda df, s: alpha_sweep_chart(df, 10.0 ** s["alpha_exp"], 10.0 ** s["scale_exp"]),
+                          ("alpha_exp",)),
+    "conflict": Figure(BALANCE, _balance, lambda df, s: conflict_chart(df)),
+    "trajectories": Figure(BALANCE, _balance, lambda df, s: trajectories_chart(df)),
+    "final": Figure(BALANCE, _balance, lambda df, s: final_chart(df)),
+    "weights": Figure(BALANCE, _balance, lambda df, s: weights_chart(df)),
+}
