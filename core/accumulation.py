@@ -112,6 +112,20 @@ def example_losses(model: nn.Module, x: torch.Tensor, y: torch.Tensor):
     return nn.MSELoss()(out, y), nn.MSELoss(reduction="sum")(out, y)
 
 
+def accumulate(model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor, losses, micro_batches: int,
+               normalization: str, total: int) -> torch.Tensor:
+    """Gradient accumulation itself: k backward() calls on consecutive micro-batches, one optimizer step's .grad.
+
+    losses(model, x, y) -> (mean, summed) over the items of (x, y); total: the items of the whole batch. Zeroing
+    .grad before is the caller's job, as in a training loop.
+    """
+    # as equal as the batch allows: torch.tensor_split puts the extra items in the first micro-batches
+    for xb, yb in zip(inputs.tensor_split(micro_batches), targets.tensor_split(micro_batches)):
+        mean, summed = losses(model, xb, yb)
+        micro_loss(mean, summed, normalization, micro_batches, total).backward()  # adds into .grad
+    return flat_grad(model).clone()
+
+
 def accumulated_and_full(micro_batches: int, normalization: str, *, variable_lengths: bool = False,
                          batch_size: int = BATCH_SIZE, seed: int = 0,
                          spread: int = DEFAULT_SPREAD) -> tuple[torch.Tensor, torch.Tensor]:
@@ -128,11 +142,7 @@ def accumulated_and_full(micro_batches: int, normalization: str, *, variable_len
     losses(model, inputs, targets)[0].backward()  # one backward on the whole batch: the mean over every item
     full = flat_grad(model).clone()
     model.zero_grad()
-    # as equal as batch_size allows: torch.tensor_split puts the extra items in the first micro-batches
-    for xb, yb in zip(inputs.tensor_split(micro_batches), targets.tensor_split(micro_batches)):
-        mean, summed = losses(model, xb, yb)
-        micro_loss(mean, summed, normalization, micro_batches, total).backward()  # adds into .grad
-    return flat_grad(model), full
+    return accumulate(model, inputs, targets, losses, micro_batches, normalization, total), full
 
 
 def split_sizes(micro_batches: int, batch_size: int = BATCH_SIZE) -> dict[int, int]:
@@ -173,11 +183,13 @@ def token_sweep(micro_batches: int, *, batch_size: int = BATCH_SIZE, seed: int =
     """
     rows = []
     for spread in range(MEAN_LENGTH):
-        _, _, targets = token_problem(spread, batch_size, seed)
+        model, tokens, targets = token_problem(spread, batch_size, seed)
         counts = [int((t != PAD).sum()) for t in targets.tensor_split(micro_batches)]
+        token_losses(model, tokens, targets)[0].backward()  # the full batch: the mean over all its real tokens
+        full = flat_grad(model).clone()
         for n in NORMALIZATIONS[1:]:
-            acc, full = accumulated_and_full(micro_batches, n, variable_lengths=True, batch_size=batch_size,
-                                             seed=seed, spread=spread)
+            model.zero_grad()
+            acc = accumulate(model, tokens, targets, token_losses, micro_batches, n, sum(counts))
             rows.append({"spread": spread, "normalization": n, "error": ((acc - full).norm() / full.norm()).item(),
                          "min_tokens": min(counts), "max_tokens": max(counts), "tokens": sum(counts)})
     return pd.DataFrame(rows)
@@ -197,11 +209,10 @@ def training_curves(micro_batches: int, normalization: str, *, steps: int = 30, 
         for step in range(steps + 1):
             with torch.no_grad():
                 rows.append({"step": step, "run": run, "loss": nn.MSELoss()(model(x), y).item()})
-            opt.zero_grad()
-            for xb, yb in zip(x.tensor_split(k), y.tensor_split(k)):
-                mean, summed = example_losses(model, xb, yb)
-                micro_loss(mean, summed, normalization if k > 1 else "none", k, len(x)).backward()
-            opt.step()
+            if step < steps:
+                opt.zero_grad()
+                accumulate(model, x, y, example_losses, k, normalization if k > 1 else "none", len(x))
+                opt.step()
     return pd.DataFrame(rows)
 
 

@@ -110,7 +110,7 @@ page.misconceptions(
     lr=lr, applied10=never.applied[10], own10=never.own[10], act_full=activations[1], act_64=activations[64],
     fixed=fixed, total_full=fixed + activations[1], total_64=fixed + activations[64], momentum=moved["momentum"],
     adam=moved["adam"])
-page.show_code(core.zero_grad_runs, core.none_versus_zero, core.micro_loss, core.accumulated_and_full,
+page.show_code(core.zero_grad_runs, core.none_versus_zero, core.micro_loss, core.accumulate, core.accumulated_and_full,
                core.token_problem, core.training_curves, recipe.run_recipe, core.batchnorm_sweep,
                memory.backward_peak, memory.peak_bytes)
 page.takeaways()
