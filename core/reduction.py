@@ -31,10 +31,10 @@ DRAWS = 128  # random batches per size: enough for a 10-90% band and a spread wi
 
 CONTROLS = (
     Control("batch_size", "int", default=32, lo=1, hi=256),  # at 32, sum at lr 0.05 is lr 1.6: it diverges
-    Control("lr", "float", default=0.05, lo=0.001, hi=0.5, step=0.001),  # SGD on the mean converges at every B
+    Control("lr", "float", default=0.05, lo=0.001, hi=0.5, step=0.001),  # the mean trains at every B at 0.05
     Control("steps", "int", default=50, lo=1, hi=200),  # enough for the mean run to settle
     Control("n_examples", "int", default=100, lo=1, hi=300),  # 100 = 3 x 32 + 4: a last batch of 4
-    Control("epoch_batch", "int", default=32, lo=1, hi=128),
+    Control("epoch_batch", "int", default=32, lo=1, hi=128),  # the usual 32, which 100 does not divide
     Control("sample_batch", "int", default=64, lo=2, hi=512),  # the loop's time grows with it; vmap's barely
     Control("class_weight", "float", default=5.0, lo=0.1, hi=10.0, step=0.1),  # weight of the rarest class
 )

@@ -95,7 +95,8 @@ def epoch_loss_chart(examples: pd.DataFrame, batch_size: int) -> alt.LayerChart:
     tips = ["example:Q", "batch:Q", alt.Tooltip("batch_len:Q", title="batch size"), "kind:N",
             alt.Tooltip("loss:Q", format=".4g"), alt.Tooltip("batch_mean:Q", format=".4g", title="batch mean")]
     points = alt.Chart(data).mark_point(filled=True, size=30, opacity=0.7).encode(
-        x=alt.X("example:Q", title="example, in the order the epoch takes them"),
+        x=alt.X("example:Q", title="example, in the order the epoch takes them",
+                scale=alt.Scale(domain=[-0.5, max(len(data), 1) - 0.5], nice=False)),
         y=alt.Y("loss:Q", title="loss of that example (MSE, reduction='none')"), color=_kind_color(), tooltip=tips)
     spans = data.groupby("batch", as_index=False).agg(start=("example", "min"), end=("example", "max"),
                                                       batch_mean=("batch_mean", "first"),
