@@ -193,6 +193,12 @@ def test_presets_land_on_the_two_corners_the_page_names():
         assert table.loc[name].cross_entropy == avl.classification_metrics(logits, labels)["cross_entropy"]
 
 
+def test_at_99_to_1_the_plain_loss_beats_the_constant_predictor_by_little_and_misses_most_of_the_minority():
+    m = cnt.imbalance(avl.PRESETS["rare_minority"]["majority_share"]).metrics.set_index("model")
+    assert m.loc["plain loss", "accuracy"] - m.loc["majority class", "accuracy"] < 0.01
+    assert m.loc["plain loss", "recall_minority"] < 0.5 < m.loc["weighted loss", "recall_minority"]
+
+
 def test_every_preset_is_a_setting_the_controls_accept():
     for name, values in avl.PRESETS.items():
         for key, value in values.items():

@@ -49,7 +49,7 @@ def one_example_chart(df: pd.DataFrame) -> alt.LayerChart:
     x = alt.X("p_true:Q", title="probability the model gives the true class", scale=alt.Scale(domain=[0, 1]),
               axis=alt.Axis(tickCount=10))
     loss = alt.Chart(chartable(curve)).mark_line(color=OKABE_ITO["black"]).encode(
-        x=x, y=alt.Y("loss:Q", title="cross-entropy −log p (nats)"),
+        x=x, y=alt.Y("loss:Q", title="cross-entropy −log p (nats)", scale=alt.Scale(domain=[0, 1.1 * top])),
         tooltip=[alt.Tooltip("p_true:Q", format=".3f", title="p(true)"), alt.Tooltip("loss:Q", format=".3f")])
     step = alt.Chart(chartable(curve)).mark_line(interpolate="step-after", color=OKABE_ITO["orange"]).encode(
         x=x, y=alt.Y("correct:Q", title="accuracy of this example (0 or 1)", scale=alt.Scale(domain=[0, 1.05]),
@@ -57,14 +57,15 @@ def one_example_chart(df: pd.DataFrame) -> alt.LayerChart:
         tooltip=[alt.Tooltip("p_true:Q", format=".3f", title="p(true)"), alt.Tooltip("correct:Q", title="accuracy")])
     point_data = chartable(mine.drop(columns="loss"))
     base = alt.Chart(point_data).encode(
-        x="p_true:Q", y=alt.Y("shown:Q", scale=alt.Scale(domain=[0, top])),
+        x="p_true:Q", y=alt.Y("shown:Q", scale=alt.Scale(domain=[0, 1.1 * top])),
         tooltip=[alt.Tooltip("p_true:Q", format=".2f", title="p(true)"), alt.Tooltip("loss_text:N", title="loss"),
                  "outcome:N"])
     point = base.mark_point(filled=True, size=120).encode(color=palette("outcome", OUTCOMES, "your example"))
-    label = base.mark_text(align="left", dx=8, dy=-8).encode(text="label:N")
+    left = base.transform_filter("datum.p_true <= 0.6").mark_text(align="left", dx=8, dy=-8).encode(text="label:N")
+    right = base.transform_filter("datum.p_true > 0.6").mark_text(align="right", dx=-8, dy=-8).encode(text="label:N")
     boundary = alt.Chart(pd.DataFrame({"p_true": [0.5], "what": ["decision boundary: p = 0.5"]})).mark_rule(
         strokeDash=[6, 3], color=OKABE_ITO["grey"]).encode(x="p_true:Q", tooltip=["what:N"])
-    return alt.layer(alt.layer(loss, boundary, point, label), step).resolve_scale(y="independent").properties(
+    return alt.layer(alt.layer(loss, boundary, point, left, right), step).resolve_scale(y="independent").properties(
         title="One example: the loss −log p falls smoothly, accuracy jumps at p = 0.5", width=WIDTH, height=HEIGHT)
 
 
@@ -89,7 +90,8 @@ def scenario_plane_chart(df: pd.DataFrame) -> alt.LayerChart:
                alt.Tooltip("right_conf:Q", title="confidence when right")]
     base = alt.Chart(chartable(data)).encode(
         x=alt.X("accuracy:Q", title="accuracy", scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format="%")),
-        y=alt.Y("shown:Q", title=f"mean cross-entropy (nats; above {CE_CAP:g} drawn at the top)"),
+        y=alt.Y("shown:Q", title=f"mean cross-entropy (nats; ∞ drawn at {CE_CAP:g})",
+                scale=alt.Scale(domain=[0, max(1.0, 1.15 * float(data.shown.max()))])),
         tooltip=tooltip)
     points = base.mark_point(filled=True, size=160).encode(color=palette("scenario", SCENARIOS, "scenario"))
     left = base.transform_filter("datum.accuracy <= 0.7").mark_text(align="left", dx=9, dy=-9).encode(text="label:N")
@@ -189,20 +191,24 @@ def reliability_chart(bins: pd.DataFrame) -> alt.LayerChart:
         width=WIDTH, height=HEIGHT)
 
 
-def confusion_chart(cells: pd.DataFrame) -> alt.FacetChart:
-    """One confusion matrix per model: the share of each true class predicted as each class, with counts."""
+def confusion_chart(cells: pd.DataFrame) -> alt.LayerChart:
+    """The three confusion matrices side by side: share of each true class predicted as each class, with counts."""
     order = ["majority", "minority"]
-    base = alt.Chart().encode(
-        x=alt.X("predicted:N", sort=order, title="predicted"), y=alt.Y("true:N", sort=order, title="true class"),
+    data = chartable(cells.assign(column=cells.model + ": predicted " + cells.predicted))
+    columns = [f"{m}: predicted {p}" for m in IMBALANCE for p in order]
+    base = alt.Chart(data).encode(
+        x=alt.X("column:N", sort=columns, title="predicted class, for each model",
+                axis=alt.Axis(labelAngle=-30, labelLimit=220)),
+        y=alt.Y("true:N", sort=order, title="true class"),
         tooltip=["model:N", "true:N", "predicted:N", "count:Q",
                  alt.Tooltip("row_share:Q", format=".1%", title="share of the true class")])
-    rect = base.mark_rect().encode(color=alt.Color("row_share:Q", scale=alt.Scale(scheme="blues", domain=[0, 1]),
-                                                   title="share of the true class", legend=alt.Legend(format="%")))
+    rect = base.mark_rect(stroke="white", strokeWidth=1).encode(
+        color=alt.Color("row_share:Q", scale=alt.Scale(scheme="blues", domain=[0, 1]), title="share of the true class",
+                        legend=alt.Legend(format="%", orient="right")))
     label = base.mark_text(fontSize=14).encode(
         text="count:Q", color=alt.condition("datum.row_share > 0.6", alt.value("white"), alt.value("black")))
-    return alt.layer(rect, label, data=chartable(cells)).properties(width=150, height=150).facet(
-        column=alt.Column("model:N", sort=list(IMBALANCE), title=None)).properties(
-        title="Confusion matrices on the test set: rows are the true class")
+    return (rect + label).properties(title="Confusion matrices on the test set: rows are the true class",
+                                     width=WIDTH, height=HEIGHT)
 
 
 def imbalance_metrics_chart(metrics: pd.DataFrame) -> alt.LayerChart:
