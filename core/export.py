@@ -171,11 +171,17 @@ def handout(out: Path, page: str, seed: int = 0) -> Path:
 
 
 def _md(text: str) -> str:
-    """The little Markdown the words use: `code` and *emphasis*, HTML-escaped."""
+    """The little Markdown the words use: `code`, **strong**, *emphasis* and [links](...), HTML-escaped.
+
+    A link to another page of the app (a path such as /explosion) has no target in a lone file: its text stays.
+    """
     import re
 
-    escaped = html.escape(text)
+    escaped = html.escape(text, quote=False)
     escaped = re.sub(r"`([^`]+)`", r"<code>\1</code>", escaped)
+    escaped = re.sub(r"\[([^\]]+)\]\((https?://[^)\s]+)\)", r'<a href="\2">\1</a>', escaped)
+    escaped = re.sub(r"\[([^\]]+)\]\([^)]*\)", r"\1", escaped)
+    escaped = re.sub(r"\*\*([^*]+)\*\*", r"<strong>\1</strong>", escaped)
     return re.sub(r"\*([^*]+)\*", r"<em>\1</em>", escaped)
 
 

@@ -33,7 +33,7 @@ from core import figures
 from core.controls import Control, defaults, find
 from core.export import to_svg
 from core.figures import Figure
-from ui.cache import run
+from ui.cache import SPEC_ENTRIES, cached, run
 from ui.controls import presets_block, render
 
 __all__ = ["Page", "run", "seed"]
@@ -125,7 +125,7 @@ class Page:
 
     def figure(self, name: str) -> pd.DataFrame:
         """Draw FIGURES[name] at the current settings (cached by the settings it reads); return its data."""
-        data, spec = run(figures.spec, self.name, name, dict(self.figures[name].view(self.settings)))
+        data, spec = cached(figures.spec, SPEC_ENTRIES)(self.name, name, dict(self.figures[name].view(self.settings)))
         if self.present:
             spec = {**spec, "height": PRESENT_HEIGHT}
         st.vega_lite_chart(spec=spec, width="stretch", key=f"{self.name}_{name}_chart")

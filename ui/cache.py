@@ -12,11 +12,17 @@ from typing import Any
 import streamlit as st
 
 MAX_ENTRIES = 32  # per function; a few hundred KB each at most
+SPEC_ENTRIES = 512  # figure specs: every figure of every page shares core.figures.spec; ~50 KB each
 _wrapped: dict[Callable, Callable] = {}
 
 
 def run(fn: Callable, *args: Any, **kwargs: Any) -> Any:
     """fn(*args, **kwargs), cached by its arguments; core functions are deterministic given their seed."""
+    return cached(fn)(*args, **kwargs)
+
+
+def cached(fn: Callable, max_entries: int = MAX_ENTRIES) -> Callable:
+    """fn wrapped once in a bounded st.cache_data (the first call's bound stays)."""
     if fn not in _wrapped:
-        _wrapped[fn] = st.cache_data(fn, max_entries=MAX_ENTRIES, show_spinner=False)
-    return _wrapped[fn](*args, **kwargs)
+        _wrapped[fn] = st.cache_data(fn, max_entries=max_entries, show_spinner=False)
+    return _wrapped[fn]

@@ -22,6 +22,7 @@ COLORS = {
     "sgd": OKABE_ITO["blue"], "momentum": OKABE_ITO["sky"], "adam": OKABE_ITO["vermillion"],
     "adamw": OKABE_ITO["orange"], "rmsprop": OKABE_ITO["green"], "adagrad": OKABE_ITO["purple"],
     "float32": OKABE_ITO["blue"], "float64": OKABE_ITO["orange"],
+    "mean": OKABE_ITO["green"], "sum": OKABE_ITO["purple"],
     "flushed to zero": OKABE_ITO["vermillion"], "subnormal (precision lost)": OKABE_ITO["orange"],
     "normal": OKABE_ITO["blue"], "overflow to inf": OKABE_ITO["purple"],
 }
