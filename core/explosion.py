@@ -50,7 +50,7 @@ CONTROLS = (
     # Linear first: its signal grows like gain^depth while its weight gradients stay level, the surprise.
     Control("activation", "select", default="linear", options=ACTIVATIONS),
     Control("depth", "int", default=20, lo=2, hi=50),  # 20 layers: 1.5^20 is already over three thousand
-    Control("init_gain", "float", default=1.5, lo=0.25, hi=3.0, step=0.05),  # a little above He's sqrt(2)
+    Control("init_gain", "float", default=1.5, lo=0.25, hi=3.0, step=0.01),  # a little above He's sqrt(2)
     Control("seq_len", "int", default=100, lo=10, hi=SEQ_MAX, step=10),  # long enough for rho^t to leave 1 far
     Control("spectral_radius", "float", default=1.1, lo=0.5, hi=2.0, step=0.05),  # just above 1/gamma = 1
     Control("nonlinearity", "select", default="linear", options=NONLINEARITIES),  # linear: exactly rho^t
@@ -60,6 +60,13 @@ CONTROLS = (
     Control("g_x", "float", default=0.9, lo=-2.0, hi=2.0, step=0.05),  # a gradient 18 degrees off the x axis,
     Control("g_y", "float", default=0.3, lo=-2.0, hi=2.0, step=0.05),  # longer than the default threshold
 )
+
+PRESETS = {
+    "he_relu": {"activation": "relu", "init_gain": 1.41},  # He's sqrt(2), to the slider's step
+    "tanh_saturated": {"activation": "tanh", "init_gain": 3.0, "depth": 50},  # weight gradients spread by decades
+    "sigmoid_vanishes": {"activation": "sigmoid", "init_gain": 1.0},  # |sigmoid'| <= 1/4 per layer
+    "rnn_tanh_above_one": {"nonlinearity": "tanh", "spectral_radius": 1.5},  # necessary for explosion, not enough
+}
 
 
 def check(name: str, valid: tuple[str, ...], what: str) -> str:
@@ -130,16 +137,29 @@ def layer_gradient_norms(depth: int, *, width: int = WIDTH, activation: str = "t
     return backward_norms(model, x, y)
 
 
-def single_sample_gradients(depth: int, *, activation: str, init_gain: float, samples: int = 8,
-                            seed: int = 0) -> pd.DataFrame:
-    """Does backward on one sample at a time cause explosion? The same net, the batch and each sample alone.
+def single_sample_gradients(depth: int, *, activation: str, init_gain: float, seed: int = 0) -> pd.DataFrame:
+    """Does backward on one sample at a time cause explosion? Every sample's own gradients, beside the batch's.
 
-    Columns: run ("batch" or "sample i"), and layer_gradient_norms()'s columns.
+    Columns: run ("batch" or "sample i"), layer, activation_grad_norm, weight_grad_norm. No layer mixes the
+    samples, so sample i's own loss (its row of the MSE) has gradients B times row i of the batch's: the
+    signal is B * row i of dL/dh, and dL/dW is the outer product B * (row i of dL/dz)(row i of h)^T, whose
+    norm is B * ||row of dL/dz|| * ||row of h||. The tests check this against one backward() per sample.
     """
     model, x, y = depth_problem(depth, activation=activation, init_gain=init_gain, seed=seed)
-    runs = [("batch", x, y)] + [(f"sample {i}", x[i:i + 1], y[i:i + 1]) for i in range(samples)]  # (1, W) each
-    return pd.concat([backward_norms(model, xs, ys).assign(run=name) for name, xs, ys in runs],
-                     ignore_index=True)
+    h, inputs, pre = x.requires_grad_(), [], []
+    for linear, phi in zip(model[0::2], model[1::2]):
+        inputs.append(h)
+        pre.append(linear(h))  # (B, W): z of this layer
+        h = phi(pre[-1])
+    grads = torch.autograd.grad(nn.MSELoss()(h, y), [*inputs, *pre])
+    b = len(x)
+    signal = torch.stack([g.norm(dim=1) for g in grads[:depth]], dim=1) * b  # (B, depth)
+    weight = torch.stack([g.norm(dim=1) * i.detach().norm(dim=1) for g, i in zip(grads[depth:], inputs)], dim=1) * b
+    batch = backward_norms(model, x, y).drop(columns=["input_norm", "max_derivative"]).assign(run="batch")
+    per_sample = [pd.DataFrame({"run": f"sample {i}", "layer": range(1, depth + 1),
+                                "activation_grad_norm": signal[i].tolist(), "weight_grad_norm": weight[i].tolist()})
+                  for i in range(b)]
+    return pd.concat([batch, *per_sample], ignore_index=True)
 
 
 def clip_each_layer(depth: int, threshold: float, *, activation: str, init_gain: float, seed: int = 0) -> pd.DataFrame:
@@ -243,15 +263,16 @@ def gated_gradient_norms(seq_len: int, cell: str, *, hidden: int = HIDDEN, forge
 
     The norm is of dh_t / d(initial state): for the LSTM that state is (h_0, c_0), where the cell's long
     path runs, multiplied at each step by the forget gate; forget_bias is added to that gate's bias
-    (LSTM only). Computed at the longest length once per setting (a bounded cache), then cut to seq_len.
+    (LSTM only). See gated_trajectory_norms: computed at the longest length once, then cut to seq_len.
     """
     if forget_bias and cell != "lstm":
         raise ValueError("forget_bias is the LSTM's forget gate; a GRU has none")
-    return list(_gated_norms(check(cell, GATED, "cell"), hidden, forget_bias, seed)[:seq_len])
+    return list(gated_trajectory_norms(check(cell, GATED, "cell"), hidden, forget_bias, seed)[:seq_len])
 
 
 @functools.lru_cache(maxsize=8)  # pure in its arguments; one entry per (cell, hidden, forget_bias, seed)
-def _gated_norms(cell: str, hidden: int, forget_bias: float, seed: int) -> tuple[float, ...]:
+def gated_trajectory_norms(cell: str, hidden: int, forget_bias: float, seed: int) -> tuple[float, ...]:
+    """||dh_t / d(initial state)||_2 for t = 1 .. SEQ_MAX through nn.LSTM or nn.GRU, by forward-mode autograd."""
     _, _, x, gen = recurrent_problem(1.0, hidden=hidden, seed=seed)  # the vanilla RNN's inputs, x (T, I)
     net = (nn.LSTM if cell == "lstm" else nn.GRU)(INPUTS, hidden, dtype=torch.float64)
     for p in net.parameters():  # PyTorch's default init, U(-1/sqrt(H), 1/sqrt(H)), drawn from the seed

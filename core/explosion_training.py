@@ -26,6 +26,7 @@ GUARDS = ("none", "skip", "grad_scaler")
 # The clipping problem: a small tanh MLP on 128 regression examples, full batch, plain SGD. At lr = 1
 # its unclipped run overflows within a few dozen steps; at lr = 0.3 it trains.
 SIZES, N_EXAMPLES = (8, 32, 32, 1), 128
+N_PARAMETERS = sum(i * o + o for i, o in zip(SIZES[:-1], SIZES[1:]))  # weights and biases: 1377
 SAFE_LR, BATCH, POISON_STEP = 0.3, 32, 20  # the surviving experiment: minibatches, one of them corrupt
 
 
@@ -82,7 +83,7 @@ def blowups(runs: pd.DataFrame) -> dict[str, int]:
     found: dict[str, int] = {}
     for column in ("loss", "grad_norm"):
         for run, step in first_nonfinite(runs, column, by="clipping").items():
-            found[run] = min(step, found.get(run, step))
+            found[run] = int(min(step, found.get(run, step)))
     return found
 
 
@@ -109,18 +110,23 @@ def clip_2d(g_x: float, g_y: float, threshold: float) -> pd.DataFrame:
 
 @dataclass(frozen=True)
 class Survival:
-    curves: pd.DataFrame  # step, guard, loss (on the clean data, after the step), skipped
+    curves: pd.DataFrame  # step, guard, loss (on all 128 clean examples, after the step), skipped
     error_step: int | None  # where clip_grad_norm_(..., error_if_nonfinite=True) raised
     error: str  # the message it raised with
 
 
 def poisoned_batches(steps: int, seed: int = 0) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """Minibatches of 32 fresh examples; at POISON_STEP one example has an infinite feature (a corrupt record)."""
+    """`steps` minibatches of 32, cycling through the reference data; at POISON_STEP one example of the batch has
+    an infinite feature (a corrupt record)."""
     if steps <= POISON_STEP:
         raise ValueError(f"steps must exceed the poisoned step {POISON_STEP}; got {steps}")
-    x, y = regression_data(BATCH * steps, SIZES[0], seed=seed + 1)
-    x[BATCH * POISON_STEP, 0] = math.inf
-    return list(zip(x.split(BATCH), y.split(BATCH)))  # (B, 8), (B, 1) each
+    _, x, y = reference_problem(seed)
+    batches = list(zip(x.split(BATCH), y.split(BATCH)))  # (B, 8), (B, 1) each
+    chosen = [batches[step % len(batches)] for step in range(steps)]
+    x_bad = chosen[POISON_STEP][0].clone()
+    x_bad[0, 0] = math.inf
+    chosen[POISON_STEP] = (x_bad, chosen[POISON_STEP][1])
+    return chosen
 
 
 def surviving_runs(*, steps: int = 60, seed: int = 0) -> Survival:
@@ -128,30 +134,34 @@ def surviving_runs(*, steps: int = 60, seed: int = 0) -> Survival:
 
     Also trains with clip_grad_norm_(..., error_if_nonfinite=True), which raises at the poisoned step.
     """
+    batches = poisoned_batches(steps, seed)
     curves = []
     for guard in GUARDS:
-        model, x_clean, y_clean = reference_problem(seed)
+        model, x_all, y_all = reference_problem(seed)
         optimizer = torch.optim.SGD(model.parameters(), lr=SAFE_LR)
         scaler = torch.amp.GradScaler("cpu", enabled=guard == "grad_scaler")
-        for step, (x, y) in enumerate(poisoned_batches(steps, seed)):
+        for step, (x, y) in enumerate(batches):
             optimizer.zero_grad()
-            scale = scaler.get_scale() if scaler.is_enabled() else 1.0
+            scale = scaler.get_scale()  # 1.0 when the scaler is disabled
             scaler.scale(nn.MSELoss()(model(x), y)).backward()  # a plain backward() when the scaler is disabled
-            norm = nn.utils.get_total_norm([p.grad for p in model.parameters()])
-            skipped = guard != "none" and not torch.isfinite(norm).item()
-            if guard == "grad_scaler":
+            if guard == "none":
+                optimizer.step()
+                skipped = False
+            elif guard == "skip":
+                skipped = not torch.isfinite(nn.utils.get_total_norm([p.grad for p in model.parameters()])).item()
+                if not skipped:
+                    optimizer.step()
+            else:
                 scaler.step(optimizer)  # unscales, checks for inf/NaN, and skips optimizer.step() if it finds any
                 scaler.update()  # halves the scale after a skip
                 skipped = scaler.get_scale() < scale
-            elif not skipped:
-                optimizer.step()
             with torch.no_grad():
-                loss = nn.MSELoss()(model(x_clean), y_clean).item()
+                loss = nn.MSELoss()(model(x_all), y_all).item()  # on all 128 clean examples
             curves.append({"step": step, "guard": guard, "loss": loss, "skipped": skipped})
     error_step, error = None, ""
     model, _, _ = reference_problem(seed)
     optimizer = torch.optim.SGD(model.parameters(), lr=SAFE_LR)
-    for step, (x, y) in enumerate(poisoned_batches(steps, seed)):
+    for step, (x, y) in enumerate(batches):
         optimizer.zero_grad()
         nn.MSELoss()(model(x), y).backward()
         try:
