@@ -18,7 +18,7 @@ from core.data import classification_data, mlp
 EFFECTIVE_BATCH = 1024  # examples per optimizer step, whatever k is
 SIZES = (64, 256, 256, 10)  # a classifier big enough that activations outweigh the weights at full batch
 WEIGHT_GRAD_BYTES = SIZES[1] * SIZES[2] * 4  # the 256 x 256 weight's float32 gradient: backward makes it whole
-PARTS = ("parameters", "gradients", "Adam state", "activations and temporaries (peak, measured)")
+PARTS = ("parameters", "gradients", "Adam state", "activations + temporaries (measured peak)")
 
 
 def peak_bytes(prof: profile) -> int:

@@ -30,7 +30,7 @@ FLOOR = 1e-12  # an exact zero on a log axis is drawn here, and the axis title s
 
 def _color(field: str, domain, title: str | None = None, **legend) -> alt.Color:
     scale = alt.Scale(domain=list(domain), range=[PALETTE[d] for d in domain])
-    legend = alt.Legend(orient="bottom", labelLimit=360, **legend)
+    legend = alt.Legend(orient="right", labelLimit=300, **legend)
     return alt.Color(f"{field}:N", title=title, scale=scale, legend=legend)
 
 
@@ -43,7 +43,7 @@ def zero_grad_loss_chart(runs: pd.DataFrame) -> alt.Chart:
     data = chartable(runs).assign(shown=lambda d: d.loss.clip(lower=FLOOR))
     return alt.Chart(data).mark_line(point=alt.OverlayMarkDef(size=18)).encode(
         x=alt.X("step:Q", title="step"),
-        y=_log_y("shown", f"loss (MSE; 0 drawn at {FLOOR:.0e})"),
+        y=_log_y("shown", f"loss, MSE (0 shown at {FLOOR:.0e})"),
         color=_color("run", core.ZERO_GRAD_RUNS),
         tooltip=["run:N", "step:Q", alt.Tooltip("loss:Q", format=".4g"), alt.Tooltip("w:Q", format=".4g"),
                  alt.Tooltip("b:Q", format=".4g")],
@@ -55,15 +55,15 @@ def zero_grad_gradient_chart(runs: pd.DataFrame) -> alt.Chart:
     data = chartable(runs)
     zeroed, never = core.ZERO_GRAD_RUNS
     lines = pd.concat([
-        data[data.run == zeroed].assign(series=f"{zeroed}: applied = this step's own", value=lambda d: d.applied),
-        data[data.run == never].assign(series=f"{never}: applied (the sum so far)", value=lambda d: d.applied),
-        data[data.run == never].assign(series=f"{never}: this step's own", value=lambda d: d.own),
+        data[data.run == zeroed].assign(series="zeroed: applied = this step's", value=lambda d: d.applied),
+        data[data.run == never].assign(series="never zeroed: applied (sum so far)", value=lambda d: d.applied),
+        data[data.run == never].assign(series="never zeroed: this step's own", value=lambda d: d.own),
     ]).assign(shown=lambda d: d.value.clip(lower=FLOOR))
     series = list(dict.fromkeys(lines.series))
     return alt.Chart(lines).mark_line(point=alt.OverlayMarkDef(size=18)).encode(
         x=alt.X("step:Q", title="step"),
-        y=_log_y("shown", f"‖gradient‖ (0 drawn at {FLOOR:.0e})"),
-        color=alt.Color("series:N", title=None, legend=alt.Legend(orient="bottom", columns=1, labelLimit=360),
+        y=_log_y("shown", f"‖gradient‖ (0 shown at {FLOOR:.0e})"),
+        color=alt.Color("series:N", title=None, legend=alt.Legend(orient="right", labelLimit=300),
                         scale=alt.Scale(domain=series, range=[PALETTE[zeroed], PALETTE[never], PALETTE[never]])),
         strokeDash=alt.StrokeDash("series:N", legend=None, scale=alt.Scale(domain=series,
                                                                           range=[[1, 0], [1, 0], [4, 3]])),
@@ -88,7 +88,7 @@ def none_vs_zero_chart(df: pd.DataFrame) -> alt.LayerChart:
     cells = base.mark_rect(stroke="white").encode(color=_color("status", status, "the idle head"))
     text = base.mark_text(fontSize=13).encode(text="label:N")
     return (cells + text).properties(title="A step with no gradient: None skips the parameter, zeros may still move it",
-                                     width=WIDTH, height=HEIGHT * 0.6)
+                                     width=WIDTH, height=HEIGHT * 2 // 3)
 
 
 def error_chart(sweep: pd.DataFrame, k: int) -> alt.LayerChart:
@@ -98,7 +98,7 @@ def error_chart(sweep: pd.DataFrame, k: int) -> alt.LayerChart:
     lines = alt.Chart(data).mark_line(point=alt.OverlayMarkDef(size=30, filled=True)).encode(
         x=alt.X("micro_batches:Q", title="k, micro-batches per optimizer step (batch of 24)",
                 scale=alt.Scale(domain=[1, core.BATCH_SIZE])),
-        y=_log_y("shown", f"relative gradient error (0 drawn at {FLOOR:.0e})"),
+        y=_log_y("shown", f"relative error (0 shown at {FLOOR:.0e})"),
         color=_color("normalization", core.NORMALIZATIONS, "micro-batch loss"),
         tooltip=["normalization:N", alt.Tooltip("micro_batches:Q", title="k"), "split:N",
                  alt.Tooltip("error:Q", format=".3e", title="relative error")],
@@ -118,7 +118,7 @@ def training_chart(curves: pd.DataFrame, k: int, normalization: str) -> alt.Char
     return alt.Chart(data).mark_line(point=alt.OverlayMarkDef(size=25)).encode(
         x=alt.X("step:Q", title="SGD step (lr 0.1)"),
         y=_log_y("shown", "full-batch loss (MSE)"),
-        color=alt.Color("label:N", title=None, legend=alt.Legend(orient="bottom", labelLimit=360),
+        color=alt.Color("label:N", title=None, legend=alt.Legend(orient="right", labelLimit=300),
                         scale=alt.Scale(domain=labels, range=[COLORS["sgd"], PALETTE[normalization]])),
         strokeDash=alt.StrokeDash("label:N", legend=None, scale=alt.Scale(domain=labels, range=[[1, 0], [6, 4]])),
         tooltip=[alt.Tooltip("label:N", title="run"), "step:Q", alt.Tooltip("loss:Q", format=".6g")],
@@ -144,7 +144,7 @@ def recipe_chart(ledger: pd.DataFrame) -> alt.LayerChart:
     text = base.mark_text(fontSize=12).encode(text="label:N")
     return (cells + text).properties(
         title="Which examples reach each update: the recipe as written never applies the fifth point",
-        width=WIDTH, height=22 * len(order))
+        width=WIDTH, height=30 * len(order) + 60)
 
 
 def token_chart(sweep: pd.DataFrame, spread: int) -> alt.LayerChart:
@@ -152,7 +152,7 @@ def token_chart(sweep: pd.DataFrame, spread: int) -> alt.LayerChart:
     data = chartable(sweep).assign(shown=lambda d: d.error.clip(lower=FLOOR))
     lines = alt.Chart(data).mark_line(point=alt.OverlayMarkDef(size=30, filled=True)).encode(
         x=alt.X("spread:Q", title=f"spread of sequence lengths ({core.MEAN_LENGTH} ± spread real tokens)"),
-        y=_log_y("shown", f"relative gradient error (0 drawn at {FLOOR:.0e})"),
+        y=_log_y("shown", f"relative error (0 shown at {FLOOR:.0e})"),
         color=_color("normalization", core.NORMALIZATIONS[1:], "micro-batch loss"),
         tooltip=["normalization:N", "spread:Q", alt.Tooltip("error:Q", format=".3e", title="relative error"),
                  alt.Tooltip("min_tokens:Q", title="fewest real tokens in a micro-batch"),
@@ -170,7 +170,7 @@ def batchnorm_chart(sweep: pd.DataFrame) -> alt.Chart:
         x=alt.X("micro_batch_size:Q", title="micro-batch size (batch of 24, global_count)",
                 scale=alt.Scale(type="log", domain=[1, core.BATCH_SIZE]),
                 axis=alt.Axis(values=[1, 2, 3, 4, 6, 8, 12, 24])),
-        y=_log_y("shown", f"relative gradient error (0 drawn at {FLOOR:.0e})"),
+        y=_log_y("shown", f"relative error (0 shown at {FLOOR:.0e})"),
         color=_color("model", ["without BatchNorm", "with BatchNorm"], None),
         tooltip=["model:N", "micro_batch_size:Q", alt.Tooltip("micro_batches:Q", title="k"),
                  alt.Tooltip("error:Q", format=".3e", title="relative error"),
@@ -190,7 +190,7 @@ def memory_chart(sweep: pd.DataFrame, k: int) -> alt.Chart:
         x=alt.X("setting:N", sort=order, title=f"{EFFECTIVE_BATCH} examples as k micro-batches × their size",
                 axis=alt.Axis(labelAngle=0)),
         y=alt.Y("megabytes:Q", stack="zero", title="memory (MB)"),
-        color=_color("part", PARTS, None, columns=2),
+        color=_color("part", PARTS, None),
         order=alt.Order("part_order:Q"),
         opacity=alt.condition("datum.yours", alt.value(1.0), alt.value(0.45)),
         tooltip=["setting:N", "part:N", alt.Tooltip("megabytes:Q", format=".3f", title="MB")],
