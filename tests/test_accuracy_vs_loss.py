@@ -233,7 +233,10 @@ def test_at_defaults_validation_loss_turns_up_while_accuracy_does_not_fall():
     assert turn["conf_wrong_end"] > turn["conf_wrong_turn"]  # more sure of the examples it gets wrong
     assert turn["loss_from_wrong_end"] > turn["loss_from_wrong_turn"]
     assert turn["story"] in ("rose", "level")
-    assert turn["per_wrong_end"] > turn["per_wrong_turn"]  # each mistake dearer
+    assert turn["per_wrong_end"] > turn["per_wrong_turn"]  # each mistake dearer ...
+    per_right = [(turn[f"loss_{w}"] - turn[f"loss_from_wrong_{w}"]) / (avl.N_VAL - turn[f"n_wrong_{w}"])
+                 for w in ("turn", "end")]
+    assert per_right[1] < per_right[0]  # ... each right answer cheaper (the short answer says so)
     train = avl.overfit_curves(**RUN).query("split == 'train'").iloc[-1]
     assert train.accuracy == 1.0  # every noisy training label memorised
 
