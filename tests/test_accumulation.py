@@ -364,3 +364,15 @@ def test_memory_at_every_k_is_recorded():
     df = mem.memory_sweep()
     assert sorted(df.micro_batches.unique()) == [int(k) for k in acc.MEMORY_KS]
     assert (df.micro_batches * df.micro_batch_size == mem.EFFECTIVE_BATCH).all()
+
+
+def test_each_micro_batch_frees_its_activations_before_the_next():
+    # two accumulated passes peak no higher than one: nothing of the first is still held when the second runs
+    model = mem.mlp(mem.SIZES, nn.Tanh, seed=0)
+    x, y = mem.classification_data(256, mem.SIZES[0], mem.SIZES[-1], seed=0)
+    nn.CrossEntropyLoss()(model(x[:2]), y[:2]).backward()  # the gradients exist; backward adds into them
+    one = mem.backward_peak(model, x[:128], y[:128])
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU], profile_memory=True) as prof:
+        for part in (slice(0, 128), slice(128, 256)):
+            nn.CrossEntropyLoss()(model(x[part]), y[part]).backward()
+    assert mem.peak_bytes(prof) == pytest.approx(one, rel=0.05)
