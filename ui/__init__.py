@@ -47,6 +47,13 @@ def seed() -> int:
     return int(st.session_state.get("seed", 0))
 
 
+def figure_spec(page: str, name: str, view: dict[str, Any]) -> dict:
+    """The Vega-Lite spec of a page's figure (validated once, then cached by the page)."""
+    figure = figures.registry(page)[name]
+    data = run(figure.data, **figure.arguments(view))
+    return figure.chart(data, figure.view(view)).to_dict()
+
+
 def ensure_app_shell() -> None:
     """Make sure this page runs inside streamlit_app.py, never on its own.
 
@@ -124,8 +131,14 @@ class Page:
         return run(fn, *args, **kwargs)
 
     def figure(self, name: str) -> pd.DataFrame:
-        """Draw FIGURES[name] at the current settings (cached by the settings it reads); return its data."""
-        data, spec = cached(figures.spec, SPEC_ENTRIES)(self.name, name, dict(self.figures[name].view(self.settings)))
+        """Draw FIGURES[name] at the current settings and return its data.
+
+        The data is cached by the settings it reads, the spec by those and the chart's own: moving a
+        marker rebuilds a chart without rerunning its experiment.
+        """
+        figure = self.figures[name]
+        data = run(figure.data, **figure.arguments(self.settings))
+        spec = cached(figure_spec, SPEC_ENTRIES)(self.name, name, dict(figure.view(self.settings)))
         if self.present:
             spec = {**spec, "height": PRESENT_HEIGHT}
         st.vega_lite_chart(spec=spec, width="stretch", key=f"{self.name}_{name}_chart")
