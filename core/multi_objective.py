@@ -28,8 +28,9 @@ TARGET = 5.0  # loss1 = (TARGET - sum of the outputs)^2, as in the learner's set
 # an exact optimum. 64 examples and 8 features: small enough to train 29 alphas at once on every rerun.
 N_EXAMPLES, N_FEATURES, NOISE = 64, 8, 0.5
 SWEEP_ALPHAS = tuple(10.0 ** (k / 4) for k in range(-24, 17))  # 1e-6 .. 1e4, four per decade
-SGD_LR, ADAM_LR, TRADEOFF_STEPS = 0.1, 0.05, 300  # both converge at every stable alpha within 300 steps
+SGD_LR, ADAM_LR, TRADEOFF_STEPS = 0.1, 0.05, 200  # both converge at every stable alpha within 200 steps
 SEED_STEPS = 300  # long enough for loss1 alone to converge from every seed
+OVERALL_STEPS = 100  # a factor on the whole loss shows in SGD's run long before it converges
 
 CONTROLS = (
     Control("max_alpha_exp", "log10", default=0, lo=-3, hi=3),  # alpha in loss1 - alpha * loss2; 1 is the plain sum
@@ -216,11 +217,11 @@ class OverallScale:
     adam_gap: float  # the same for Adam, whose step divides out a constant factor
 
 
-def overall_scale_gap(overall: float, alpha: float = 1.0, *, seed: int = 0) -> OverallScale:
+def overall_scale_gap(overall: float, alpha: float = 1.0, *, steps: int = OVERALL_STEPS, seed: int = 0) -> OverallScale:
     """Multiply the whole loss instead of one term: the ratio stays, so the optimum stays; does the run?"""
     gaps = {}
     for name in OPTIMIZERS:
-        run = train_tradeoff([alpha, alpha], optimizer=name, overall=[overall, 1.0], seed=seed)  # two rows, two runs
+        run = train_tradeoff([alpha, alpha], optimizer=name, overall=[overall, 1.0], steps=steps, seed=seed)
         finals = run[["loss1", "loss2"]].to_numpy()  # (2, 2)
         gaps[name] = float(np.max(np.abs(finals[0] - finals[1])))  # inf or NaN when the scaled run diverged
     return OverallScale(gaps["sgd"], gaps["adam"])

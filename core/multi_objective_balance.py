@@ -108,9 +108,10 @@ def balance_run(*, mismatch: float = 1e3, alpha: float = 1.0, optimizer: str = "
             elif method == "unit_norm":
                 d, r = a / n1[i] + b / n2[i], n1[i] / n2[i]
             elif method == "uncertainty":
-                kendall = (0.5 * torch.exp(-log_var) * seen[i] + 0.5 * log_var).sum()
-                grad_w, log_var.grad = torch.autograd.grad(kendall, [w, log_var], retain_graph=True)
-                d, r = grad_w[i], torch.exp(log_var[0] - log_var[1]).detach()  # 0.5 e^-s1 g1 + 0.5 e^-s2 g2
+                kendall = (0.5 * torch.exp(-log_var) * seen[i].detach() + 0.5 * log_var).sum()
+                log_var.grad = torch.autograd.grad(kendall, log_var)[0]  # 0.5 - 0.5 e^-s L for each task
+                weight = 0.5 * torch.exp(-log_var.detach())  # the loss weights 1 / (2 sigma^2)
+                d, r = weight[0] * a + weight[1] * b, weight[1] / weight[0]  # the gradient of kendall in w
             elif method == "pcgrad":
                 p1, p2 = pcgrad(a, b)
                 d, r = p1 + p2, float("nan")

@@ -57,7 +57,7 @@ if scale_exp:
     gaps = page.run(core.overall_scale_gap, scale, seed=page.seed)
     page.reading("tradeoff_overall", scale=scale, adam_gap=gaps.adam_gap)
     page.reading("tradeoff_overall_sgd_" + ("moved" if math.isfinite(gaps.sgd_gap) else "diverged"), scale=scale,
-                 sgd_gap=gaps.sgd_gap)
+                 sgd_gap=gaps.sgd_gap, steps=core.OVERALL_STEPS)
 else:
     page.reading("tradeoff_overall_none")
 

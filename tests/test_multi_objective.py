@@ -337,3 +337,17 @@ def test_balance_run_names_valid_methods_and_optimizers():
 def test_balance_run_is_deterministic():
     a, b = balance.balance_run(steps=30, seed=7), balance.balance_run(steps=30, seed=7)
     pd.testing.assert_frame_equal(a, b, check_exact=True)
+
+
+def test_the_words_quote_the_code_s_settings():
+    from content import words
+
+    w = words("multi_objective")
+    tradeoff, tasks = w["experiments.tradeoff.intro"], w["experiments.conflict.intro"]
+    assert f"{core.TRADEOFF_STEPS} steps" in tradeoff and f"lr {core.SGD_LR:g}" in tradeoff
+    assert f"lr {core.ADAM_LR:g}" in tradeoff
+    assert f"{core.N_FEATURES} weights on {core.N_EXAMPLES} examples" in tradeoff
+    assert f"same {balance.N_EXAMPLES} inputs" in tasks and f"({balance.N_FEATURES} weights)" in tasks
+    assert f"cosine {balance.OPTIMA_COSINE:g}" in tasks and balance.NOISE[1] > balance.NOISE[0]  # "task 2 is noisier"
+    lrs = w["controls.optimizer.help"]
+    assert all(f"{name} at lr {lr:g}" in lrs for name, lr in balance.LR.items())

@@ -71,35 +71,35 @@ def _at(df: pd.DataFrame, alpha: float) -> pd.DataFrame:
 def tradeoff_chart(sweep: pd.DataFrame, alpha: float, scale: float) -> alt.LayerChart:
     """The exact trade-off (each point one alpha) in the (loss1, loss2) plane; the reader's alpha and the
     points SGD and Adam reached there; the last point SGD can reach."""
-    exact = chartable(sweep[sweep.run == "exact"])
-    axes = {"x": alt.X("loss1:Q", scale=alt.Scale(type="log"), title="loss1: mean squared error (data fit)"),
-            "y": alt.Y(**_log("loss2", "loss2: squared weight norm"))}
+    data = chartable(sweep).assign(yours=lambda d: np.isclose(d.alpha, alpha, rtol=1e-6) & d.run.isin(RUN_COLORS),
+                                   label=lambda d: np.where(d.run == "sgd limit", "SGD diverges beyond this α", ""))
     tip = ["run:N", alt.Tooltip("alpha:Q", format=".3g", title="α"), alt.Tooltip("loss1:Q", format=".4g"),
            alt.Tooltip("loss2:Q", format=".4g")]
+    base = alt.Chart().encode(x=alt.X("loss1:Q", scale=alt.Scale(type="log"),
+                                      title="loss1: mean squared error (data fit)"),
+                              y=alt.Y(**_log("loss2", "loss2: squared weight norm")), tooltip=tip)
     grey = OKABE_ITO["grey"]
-    curve = alt.Chart(exact).mark_line(color=grey, point=alt.OverlayMarkDef(size=25, color=grey)).encode(
-        **axes, order="alpha:Q", tooltip=tip)
-    yours = chartable(_at(sweep[sweep.run.isin(RUN_COLORS)], alpha))
+    curve = base.transform_filter("datum.run == 'exact'").mark_line(
+        color=grey, point=alt.OverlayMarkDef(size=25, color=grey)).encode(order="alpha:Q")
     sizes = {"exact": 420, "sgd": 150, "adam": 60}  # nested, so that three points in one place all show
-    points = alt.Chart(yours).mark_point(filled=False, strokeWidth=3).encode(
-        **axes, color=alt.Color("run:N", **_scale(RUN_COLORS, f"at your α = {alpha:g}")),
+    points = base.transform_filter("datum.yours").mark_point(filled=False, strokeWidth=3).encode(
+        color=alt.Color("run:N", **_scale(RUN_COLORS, f"at your α = {alpha:g}")),
         shape=alt.Shape("run:N", scale=alt.Scale(domain=list(RUN_COLORS), range=["circle", "square", "diamond"]),
                         legend=None),
-        size=alt.Size("run:N", scale=alt.Scale(domain=list(sizes), range=list(sizes.values())), legend=None),
-        tooltip=tip)
-    limit = chartable(sweep[sweep.run == "sgd limit"]).assign(label="SGD diverges beyond this α")
-    cross = alt.Chart(limit).encode(**axes, tooltip=[*tip, "label:N"])
-    marks = (cross.mark_point(shape="cross", size=200, color=COLORS["sgd"], filled=True)
-             + cross.mark_text(align="left", dx=10, dy=-8, color=COLORS["sgd"]).encode(text="label:N"))
-    return (curve + marks + points).properties(
+        size=alt.Size("run:N", scale=alt.Scale(domain=list(sizes), range=list(sizes.values())), legend=None))
+    limit = base.transform_filter("datum.run == 'sgd limit'")
+    cross = limit.mark_point(shape="cross", size=200, color=COLORS["sgd"], filled=True)
+    text = limit.mark_text(align="left", dx=10, dy=-8, color=COLORS["sgd"]).encode(text="label:N")
+    return alt.layer(curve, cross, text, points, data=data).properties(
         title=f"The trade-off: each grey point is the optimum of loss1 + α·{scale:g}·loss2 for one α",
         width=WIDTH, height=HEIGHT)
 
 
 def alpha_sweep_chart(sweep: pd.DataFrame, alpha: float, scale: float) -> alt.LayerChart:
     """loss1 at the end against alpha: the exact optimum, SGD and Adam; the reader's alpha and SGD's limit."""
-    data = chartable(sweep[sweep.run.isin(RUN_COLORS)])
-    lines = alt.Chart(data).mark_line(point=alt.OverlayMarkDef(size=20)).encode(
+    data = chartable(sweep).assign(label=lambda d: np.where(d.run == "sgd limit", "SGD's limit", ""))
+    lines = alt.Chart().transform_filter("datum.run != 'sgd limit'").mark_line(
+        point=alt.OverlayMarkDef(size=20)).encode(
         x=log_axis("alpha:Q", "α (the weight on loss2)"),
         y=alt.Y("loss1:Q", title="loss1 at the end (data fit)"),
         color=alt.Color("run:N", **_scale(RUN_COLORS, "run")),
@@ -108,59 +108,61 @@ def alpha_sweep_chart(sweep: pd.DataFrame, alpha: float, scale: float) -> alt.La
         tooltip=["run:N", alt.Tooltip("alpha:Q", format=".3g", title="α"), alt.Tooltip("loss1:Q", format=".4g"),
                  alt.Tooltip("loss2:Q", format=".4g")],
     )
-    layers = lines + vertical_marker(alpha, f"your α = {alpha:g}")
-    limit = chartable(sweep[sweep.run == "sgd limit"])
-    if len(limit):
-        limit = limit.assign(label="SGD's limit")
-        rule = alt.Chart(limit).encode(x="alpha:Q", tooltip=[alt.Tooltip("alpha:Q", format=".3g",
-                                                                          title="SGD diverges above α")])
-        layers += rule.mark_rule(color=COLORS["sgd"], strokeDash=[2, 2]) + rule.mark_text(
-            align="left", dx=4, dy=14, baseline="top", color=COLORS["sgd"]).encode(text="label:N", y=alt.value(0))
-    return layers.properties(title=f"With loss2 × {scale:g}: the whole curve, and SGD's limit, move together",
-                             width=WIDTH, height=HEIGHT)
+    rule = alt.Chart().transform_filter("datum.run == 'sgd limit'").encode(
+        x="alpha:Q", tooltip=[alt.Tooltip("alpha:Q", format=".3g", title="SGD diverges above α")])
+    text = rule.mark_text(align="left", dx=4, dy=14, baseline="top", color=COLORS["sgd"]).encode(
+        text="label:N", y=alt.value(0))
+    marker = vertical_marker(alpha, f"your α = {alpha:g}")
+    return alt.layer(lines, rule.mark_rule(color=COLORS["sgd"], strokeDash=[2, 2]), text, data=data).properties(
+        width=WIDTH, height=HEIGHT) + marker.properties(
+        title=f"With loss2 × {scale:g}: the whole curve, and SGD's limit, move together")
+
+
+def _thin(df: pd.DataFrame) -> pd.DataFrame:
+    """Every step of the first 20, then every 4th: the curves keep their shape at a fraction of the points."""
+    return df[(df.step <= 20) | (df.step % 4 == 0) | (df.step == df.step.max())]
 
 
 def conflict_chart(run: pd.DataFrame) -> alt.VConcatChart:
     """For the fixed-weight run: both gradient norms (log) and the cosine between them, per step."""
-    data = chartable(run[run.method == "fixed"][["step", "norm1", "norm2", "cosine"]])
-    norms = data.melt(id_vars="step", value_vars=["norm1", "norm2"], var_name="gradient", value_name="norm")
+    data = _thin(chartable(run[run.method == "fixed"][["step", "norm1", "norm2", "cosine"]]))
     names = {"norm1": "|∇ loss1|", "norm2": "|∇ (10^m · loss2)|"}
-    norms = norms.assign(gradient=norms.gradient.map(names))
-    top = alt.Chart(norms).mark_line().encode(
-        x=alt.X("step:Q", title=None, axis=alt.Axis(tickMinStep=1)),
-        y=alt.Y(**_log("norm", "gradient norm")),
+    x = alt.X("step:Q", title="step", axis=alt.Axis(tickMinStep=1))
+    top = alt.Chart(data).transform_fold(list(names), as_=["which", "norm"]).transform_calculate(
+        gradient=f"datum.which == 'norm1' ? '{names['norm1']}' : '{names['norm2']}'").mark_line().encode(
+        x=x, y=alt.Y(**_log("norm", "gradient norm")),
         color=alt.Color("gradient:N", **_scale({names["norm1"]: OKABE_ITO["orange"],
                                                 names["norm2"]: OKABE_ITO["purple"]}, "gradient")),
-        tooltip=["gradient:N", "step:Q", alt.Tooltip("norm:Q", format=".4g")],
+        tooltip=["gradient:N", "step:Q", alt.Tooltip("norm:Q", type="quantitative", format=".4g")],
     ).properties(width=WIDTH, height=HEIGHT * 0.6, title="Each objective's gradient, and how they align")
-    base = alt.Chart(data).encode(x=alt.X("step:Q", title="step", axis=alt.Axis(tickMinStep=1)))
-    line = base.mark_line(color=OKABE_ITO["black"]).encode(
-        y=alt.Y("cosine:Q", scale=alt.Scale(domain=[-1, 1]), title="cosine between them"),
+    line = alt.Chart(data).mark_line(color=OKABE_ITO["black"]).encode(
+        x=x, y=alt.Y("cosine:Q", scale=alt.Scale(domain=[-1, 1]), title="cosine between them"),
         tooltip=["step:Q", alt.Tooltip("cosine:Q", format=".4f")])
-    zero = alt.Chart(pd.DataFrame({"cosine": [0.0], "meaning": ["below: the objectives pull apart"]})).mark_rule(
-        strokeDash=[4, 3], color=OKABE_ITO["grey"]).encode(y="cosine:Q", tooltip=["meaning:N"])
-    return alt.vconcat(top, (line + zero).properties(width=WIDTH, height=HEIGHT * 0.6))
+    zero = alt.Chart(data).mark_rule(strokeDash=[4, 3], color=OKABE_ITO["grey"]).encode(
+        y=alt.datum(0), tooltip=alt.value("below zero: the objectives pull apart"))
+    return alt.vconcat(top, alt.layer(line, zero).properties(width=WIDTH, height=HEIGHT * 0.6))
 
 
 def trajectories_chart(runs: pd.DataFrame) -> alt.LayerChart:
     """Each method's path in the (loss1, loss2) plane from the same start, over the exact trade-off curve."""
-    data = chartable(runs[["method", "step", "loss1", "loss2"]])
-    front, paths = data[data.method == FRONT], data[data.method != FRONT]
-    start = paths[paths.step == 0][["loss1", "loss2"]].max()  # every method starts from the same weights
+    data = _thin(chartable(runs[["method", "step", "loss1", "loss2"]]))
+    paths = data[data.method != FRONT]
+    data = data.assign(end=(data.method != FRONT) & (data.step == paths.step.max()))
+    front, start = data[data.method == FRONT], paths[paths.step == 0][["loss1", "loss2"]].max()
     box = {k: [float(front[k].min()) / 2, float(max(front[k].max(), start[k])) * 4] for k in ("loss1", "loss2")}
-    axes = {"x": alt.X(**_log("loss1", "task 1 loss (MSE)", box["loss1"], decades=False)),
-            "y": alt.Y(**_log("loss2", "task 2 loss (MSE, before × 10^m)", box["loss2"], decades=False))}
     tip = ["method:N", "step:Q", alt.Tooltip("loss1:Q", format=".4g"), alt.Tooltip("loss2:Q", format=".4g")]
-    curve = alt.Chart(front).mark_line(color=OKABE_ITO["grey"], strokeWidth=6, opacity=0.4).encode(
-        **axes, order="step:Q", tooltip=["method:N", alt.Tooltip("loss1:Q", format=".4g"),
-                                         alt.Tooltip("loss2:Q", format=".4g")])
+    base = alt.Chart().encode(
+        x=alt.X(**_log("loss1", "task 1 loss (MSE)", box["loss1"], decades=False)),
+        y=alt.Y(**_log("loss2", "task 2 loss (MSE, before × 10^m)", box["loss2"], decades=False)),
+        order="step:Q", tooltip=tip)
+    curve = base.transform_filter(f"datum.method == '{FRONT}'").mark_line(
+        color=OKABE_ITO["grey"], strokeWidth=6, opacity=0.4)
     color = alt.Color("method:N", **_scale(METHOD_COLORS, "method"))
-    lines = alt.Chart(paths).mark_line(strokeWidth=2, clip=True).encode(**axes, order="step:Q", color=color,
-                                                                        tooltip=tip)
-    last = paths[paths.step == paths.groupby("method").step.transform("max")]
-    ends = alt.Chart(last).mark_point(size=120, filled=True, stroke=OKABE_ITO["black"], clip=True).encode(
-        **axes, color=color, tooltip=tip)
-    return (curve + lines + ends).properties(
+    lines = base.transform_filter(f"datum.method != '{FRONT}'").mark_line(strokeWidth=2, clip=True).encode(
+        color=color)
+    ends = base.transform_filter("datum.end").mark_point(size=120, filled=True, stroke=OKABE_ITO["black"],
+                                                         clip=True).encode(color=color)
+    return alt.layer(curve, lines, ends, data=data).properties(
         title="Where each method takes the shared model (grey: the true trade-off; a run that blows up leaves)",
         width=WIDTH, height=HEIGHT)
 
@@ -170,21 +172,21 @@ def final_chart(runs: pd.DataFrame) -> alt.LayerChart:
     last = runs[(runs.method != FRONT) & (runs.step == runs.step.max())]
     data = chartable(last.melt(id_vars="method", value_vars=["loss1", "loss2"], var_name="task", value_name="loss"))
     x = alt.X("method:N", sort=list(METHOD_COLORS), title=None, axis=alt.Axis(labelAngle=0))
-    y = alt.Y("loss:Q", scale=alt.Scale(type="log"), title="loss at the end (MSE, before × 10^m)")
-    tip = ["method:N", "task:N", alt.Tooltip("loss:Q", format=".4g")]
-    span = alt.Chart(data).mark_rule(color=OKABE_ITO["grey"], strokeWidth=2).encode(
+    span = alt.Chart().mark_rule(color=OKABE_ITO["grey"], strokeWidth=2).encode(
         x=x, y=alt.Y("min(loss):Q", scale=alt.Scale(type="log")), y2="max(loss):Q",
         tooltip=["method:N", alt.Tooltip("min(loss):Q", format=".4g", title="lower"),
                  alt.Tooltip("max(loss):Q", format=".4g", title="higher")])
-    dots = alt.Chart(data).mark_point(filled=True, size=140, opacity=1).encode(
-        x=x, y=y, tooltip=tip,
+    dots = alt.Chart().mark_point(filled=True, size=140, opacity=1).encode(
+        x=x, y=alt.Y("loss:Q", scale=alt.Scale(type="log"), title="loss at the end (MSE, before × 10^m)"),
+        tooltip=["method:N", "task:N", alt.Tooltip("loss:Q", format=".4g")],
         color=alt.Color("task:N", **_scale({"loss1": OKABE_ITO["orange"], "loss2": OKABE_ITO["purple"]}, "task")))
-    return (span + dots).properties(title="Final losses: which task each method favoured", width=WIDTH, height=HEIGHT)
+    return alt.layer(span, dots, data=data).properties(
+        title="Final losses: which task each method favoured", width=WIDTH, height=HEIGHT)
 
 
 def weights_chart(runs: pd.DataFrame) -> alt.Chart:
     """The weight each method puts on 10^m · loss2 relative to loss1, per step (PCGrad projects: no weight)."""
-    data = chartable(runs[runs.method != FRONT][["method", "step", "weight2"]]).query("weight2 > 0")
+    data = _thin(chartable(runs[runs.method != FRONT][["method", "step", "weight2"]]).query("weight2 > 0"))
     return alt.Chart(data).mark_line().encode(
         x=alt.X("step:Q", title="step"),
         y=alt.Y(**_log("weight2", "weight on 10^m · loss2 ÷ weight on loss1")),
@@ -217,11 +219,18 @@ def _sweep(scale_exp: int, seed: int) -> pd.DataFrame:
     return pd.concat([core.tradeoff_sweep(scale=scale, seed=seed), edge], ignore_index=True)
 
 
+@functools.lru_cache(maxsize=16)
+def _balance_part(methods: tuple[str, ...], mismatch_exp: int, alpha: float, optimizer: str, seed: int) -> pd.DataFrame:
+    return core.balance_run(mismatch=10.0**mismatch_exp, alpha=alpha, optimizer=optimizer, seed=seed, methods=methods)
+
+
 @functools.lru_cache(maxsize=8)
 def _balance(mismatch_exp: int, task_alpha_exp: int, optimizer: str, seed: int) -> pd.DataFrame:
-    runs = core.balance_run(mismatch=10.0**mismatch_exp, alpha=10.0**task_alpha_exp, optimizer=optimizer, seed=seed)
+    # Each method's row is an independent run, so only "fixed", the one that reads alpha, reruns when it moves.
+    fixed = _balance_part(("fixed",), mismatch_exp, 10.0**task_alpha_exp, optimizer, seed)
+    others = _balance_part(core.METHODS[1:], mismatch_exp, 1.0, optimizer, seed)
     front = core.pareto_front(seed=seed).rename(columns={"lam": "step"}).assign(method=FRONT)
-    return pd.concat([runs, front], ignore_index=True)
+    return pd.concat([fixed, others, front], ignore_index=True)
 
 
 BALANCE = ("mismatch_exp", "task_alpha_exp", "optimizer", "seed")
