@@ -12,6 +12,7 @@ import core.explosion as core
 from core.charts import HEIGHT, OKABE_ITO, WIDTH, chartable, vertical_marker
 from core.explosion_training import POISON_STEP, Survival
 from core.figures import Figure, Settings
+from core.nonfinite import first_nonfinite
 
 # This page's things and their colours (no other page draws activations, clip modes or recurrent cells).
 ACTIVATION_COLORS = {"linear": OKABE_ITO["black"], "tanh": OKABE_ITO["blue"], "relu": OKABE_ITO["orange"],
@@ -19,9 +20,9 @@ ACTIVATION_COLORS = {"linear": OKABE_ITO["black"], "tanh": OKABE_ITO["blue"], "r
 CLIP_COLORS = {"none": OKABE_ITO["vermillion"], "norm": OKABE_ITO["blue"], "value": OKABE_ITO["orange"]}
 GUARD_COLORS = {"none": OKABE_ITO["vermillion"], "skip": OKABE_ITO["blue"], "grad_scaler": OKABE_ITO["sky"]}
 QUANTITIES = {  # the layer chart's series: column -> (legend name, colour)
-    "activation_grad_norm": ("back-propagated signal ‖∂L/∂(layer input)‖", OKABE_ITO["vermillion"]),
+    "activation_grad_norm": ("signal ‖∂L/∂ input‖", OKABE_ITO["vermillion"]),
     "weight_grad_norm": ("weight gradient ‖∂L/∂W‖", OKABE_ITO["blue"]),
-    "input_norm": ("forward activation ‖layer input‖", OKABE_ITO["grey"]),
+    "input_norm": ("forward activation ‖input‖", OKABE_ITO["grey"]),
 }
 MODEL_COLORS = {"bound ρ^t": OKABE_ITO["grey"], "LSTM": OKABE_ITO["orange"],
                 "LSTM, forget bias +1": OKABE_ITO["purple"], "GRU": OKABE_ITO["green"]}
@@ -34,7 +35,7 @@ def _scale(domain: dict[str, str]) -> alt.Scale:
 
 
 def _legend(title: str | None = None) -> alt.Legend:
-    return alt.Legend(title=title, orient="bottom", columns=2, labelLimit=360)
+    return alt.Legend(title=title, orient="right", labelLimit=260)
 
 
 def _log_y(field: str, title: str) -> alt.Y:
@@ -71,17 +72,25 @@ def gain_sweep_chart(df: pd.DataFrame, gain: float) -> alt.LayerChart:
     data = chartable(df).query("ratio > 0")
     lines = alt.Chart(data).mark_line(point=alt.OverlayMarkDef(size=18)).encode(
         x=alt.X("init_gain:Q", title="init gain (weights ~ N(0, gain² / fan_in))"),
-        y=_log_y("ratio:Q", "first layer ÷ last layer (1 = level)"),
+        y=_log_y("ratio:Q", "first ÷ last layer (1 = level)"),
         color=alt.Color("activation:N", scale=_scale(ACTIVATION_COLORS), legend=_legend("activation")),
         strokeDash=alt.StrokeDash("quantity:N", scale=alt.Scale(domain=["weight gradient", "signal"],
-                                                                 range=[[1, 0], [5, 3]]), legend=_legend("norm of")),
+                                                                 range=[[1, 0], [5, 3]]),
+                                  legend=alt.Legend(title="norm of", orient="right", symbolType="stroke",
+                                                    symbolStrokeColor=OKABE_ITO["black"], symbolStrokeWidth=2,
+                                                    labelExpr="datum.label == 'signal' ? 'signal (dashed)' "
+                                                              ": datum.label + ' (solid)'")),
         tooltip=["activation:N", "quantity:N", alt.Tooltip("init_gain:Q", format=".2f"),
                  alt.Tooltip("ratio:Q", format=".3e", title="first ÷ last layer")],
     )
     level = alt.Chart(pd.DataFrame({"y": [1.0], "label": ["level: first layer = last layer"]})).mark_rule(
         color=OKABE_ITO["grey"]).encode(y="y:Q", tooltip=["label:N"])
-    marks = [vertical_marker(core.XAVIER_GAIN, "Xavier"), vertical_marker(core.HE_GAIN, "He"),
-             vertical_marker(gain, f"your gain {gain:g}")]
+    rules = pd.DataFrame({"x": [core.XAVIER_GAIN, core.HE_GAIN], "label": ["Xavier: 1", "He: √2"]})
+    rule_base = alt.Chart(rules).encode(x="x:Q", tooltip=["label:N", alt.Tooltip("x:Q", format=".3f", title="gain")])
+    rules_drawn = rule_base.mark_rule(strokeDash=[2, 3], color=OKABE_ITO["grey"]) + rule_base.mark_text(
+        align="left", dx=3, dy=-4, baseline="bottom", color=OKABE_ITO["grey"]).encode(
+        text="label:N", y=alt.value({"expr": "height"}))  # at the foot, clear of the marker's label at the top
+    marks = [rules_drawn, vertical_marker(gain, f"your gain {gain:g}")]
     return alt.layer(level, lines, *marks).properties(
         title="Where each activation keeps gradients level: the gain that holds the ratio at 1", width=WIDTH,
         height=HEIGHT)
@@ -94,7 +103,7 @@ def time_chart(df: pd.DataFrame, rho: float) -> alt.LayerChart:
     colors = {m: MODEL_COLORS.get(m, OKABE_ITO["black"]) for m in models}
     lines = alt.Chart(data).mark_line().encode(
         x=alt.X("t:Q", title="time step t"),
-        y=_log_y("norm:Q", "‖∂h_t / ∂h_0‖₂ (log scale)"),
+        y=_log_y("norm:Q", "‖∂h_t / ∂h_0‖₂ (log)"),
         color=alt.Color("model:N", scale=_scale(colors), legend=_legend()),
         strokeDash=alt.StrokeDash("model:N", scale=alt.Scale(domain=models, range=[
             [5, 3] if m.startswith("bound") else [1, 0] for m in models]), legend=None),
@@ -116,18 +125,27 @@ def _blowup_marks(found: dict[str, int], colors: dict[str, str], what: str) -> l
         x="step:Q", color=alt.Color("run:N", scale=_scale(colors), legend=None), tooltip=["label:N"])]
 
 
+def _top(data: pd.DataFrame, column: str, blown: dict) -> float:
+    """A decade above the highest value of the runs that stayed finite: a blow-up leaves the chart through its
+    top (its tooltips still tell the numbers) instead of flattening every other run."""
+    stayed = data[~data.clipping.isin(blown)][column]
+    return 10 * float(stayed.max() if len(stayed) else data[column].max())
+
+
 def training_loss_chart(runs: pd.DataFrame) -> alt.LayerChart:
     """Training loss per step for no clipping, norm clipping and value clipping; a blow-up marked where it happened."""
     data = chartable(runs).query("loss > 0")
-    lines = alt.Chart(data).mark_line(point=alt.OverlayMarkDef(size=14)).encode(
+    lines = alt.Chart(data).mark_line(point=alt.OverlayMarkDef(size=14), clip=True).encode(
         x=alt.X("step:Q", title="step"),
-        y=_log_y("loss:Q", "training loss (MSE, log scale)"),
+        y=alt.Y("loss:Q", scale=alt.Scale(type="log", domainMax=_top(data, "loss", core.blowups(runs))),
+                axis=alt.Axis(format=".0e", grid=True),
+                title="training loss (MSE, log)"),
         color=alt.Color("clipping:N", scale=_scale(CLIP_COLORS), legend=_legend("clipping")),
         tooltip=["clipping:N", "step:Q", alt.Tooltip("loss:Q", format=".4g")],
     )
     marks = _blowup_marks(core.blowups(runs), CLIP_COLORS, "inf or NaN")
     return alt.layer(lines, *marks).properties(
-        title="The same start and learning rate, with and without clipping", width=WIDTH, height=HEIGHT)
+        title="Same start, same learning rate: a blow-up leaves through the top", width=WIDTH, height=HEIGHT)
 
 
 def training_norms_chart(runs: pd.DataFrame, threshold: float) -> alt.LayerChart:
@@ -135,9 +153,10 @@ def training_norms_chart(runs: pd.DataFrame, threshold: float) -> alt.LayerChart
     long = runs.melt(["step", "clipping"], ["grad_norm", "clipped_grad_norm"], var_name="when", value_name="norm")
     long["when"] = long.when.map({"grad_norm": "before clipping", "clipped_grad_norm": "after clipping"})
     data = chartable(long).query("norm > 0")
-    lines = alt.Chart(data).mark_line().encode(
+    lines = alt.Chart(data).mark_line(clip=True).encode(
         x=alt.X("step:Q", title="step"),
-        y=_log_y("norm:Q", "global L2 norm of all gradients (log scale)"),
+        y=alt.Y("norm:Q", scale=alt.Scale(type="log", domainMax=_top(data, "norm", core.blowups(runs))),
+                axis=alt.Axis(format=".0e", grid=True), title="global gradient norm (log)"),
         color=alt.Color("clipping:N", scale=_scale(CLIP_COLORS), legend=_legend("clipping")),
         strokeDash=alt.StrokeDash("when:N", scale=alt.Scale(domain=["before clipping", "after clipping"],
                                                              range=[[1, 0], [4, 3]]), legend=_legend("norm")),
@@ -147,7 +166,7 @@ def training_norms_chart(runs: pd.DataFrame, threshold: float) -> alt.LayerChart
         color=OKABE_ITO["grey"], strokeDash=[2, 2]).encode(
         y="y:Q", tooltip=["label:N", alt.Tooltip("y:Q", title="value")])
     return alt.layer(rule, lines).properties(
-        title="What clip_grad_norm_ returns (before) and what the optimizer gets (after)", width=WIDTH, height=HEIGHT)
+        title="Gradient norm before clipping (solid) and after it (dashed)", width=WIDTH, height=HEIGHT)
 
 
 def clip_2d_chart(df: pd.DataFrame, threshold: float) -> alt.LayerChart:
@@ -160,7 +179,7 @@ def clip_2d_chart(df: pd.DataFrame, threshold: float) -> alt.LayerChart:
                alt.Tooltip("norm:Q", format=".4f"), alt.Tooltip("angle:Q", format=".2f", title="angle (°)"),
                alt.Tooltip("turn:Q", format=".2f", title="turned by (°)")]
     shafts = alt.Chart(data).mark_rule(strokeWidth=3).encode(
-        x=alt.X("x0:Q", scale=axis, title="gradient, first component"), y=alt.Y("y0:Q", scale=axis, title="second"),
+        x=alt.X("x0:Q", scale=axis, title="first component"), y=alt.Y("y0:Q", scale=axis, title="second component"),
         x2="x:Q", y2="y:Q", color=color, tooltip=tooltip)
     tips = alt.Chart(data).mark_point(filled=True, size=90, opacity=1).encode(x="x:Q", y="y:Q", color=color,
                                                                               tooltip=tooltip)
@@ -173,25 +192,39 @@ def clip_2d_chart(df: pd.DataFrame, threshold: float) -> alt.LayerChart:
     outline = alt.Chart(pd.concat([ball, box])).mark_line(strokeDash=[3, 3]).encode(
         x="x:Q", y="y:Q", order="order:Q", detail="shape:N", tooltip=["shape:N"],
         color=alt.value(OKABE_ITO["grey"]))
-    return alt.layer(outline, shafts, tips).properties(
-        title="Norm clipping shortens the gradient; value clipping turns it", width=HEIGHT, height=HEIGHT)
+    square = alt.layer(outline, shafts, tips).properties(width=HEIGHT, height=HEIGHT)
+    # a one-panel concatenation keeps its own square size when the page stretches charts to the column's width
+    return alt.hconcat(square).properties(title="Norm clipping shortens the gradient; value clipping turns it")
+
+
+GUARD_NAMES = {"none": "no guard", "skip": "skip non-finite steps", "grad_scaler": "torch.amp.GradScaler"}
 
 
 def survival_chart(curves: pd.DataFrame) -> alt.LayerChart:
     """Loss on clean data per step, with no guard, skipping non-finite steps, and torch.amp.GradScaler."""
-    data = chartable(curves.drop(columns="skipped").assign(skipped=curves.skipped.astype(int))).query("loss > 0")
+    named = curves.assign(run=curves.guard.map(GUARD_NAMES), skipped=curves.skipped.astype(int))
+    data = chartable(named).query("loss > 0")
+    colors = {GUARD_NAMES[g]: c for g, c in GUARD_COLORS.items()}
+    tooltip = ["run:N", "step:Q", alt.Tooltip("loss:Q", format=".4g"), alt.Tooltip("skipped:Q", title="skipped")]
     base = alt.Chart(data).encode(
         x=alt.X("step:Q", title="step"),
-        y=_log_y("loss:Q", "loss on the clean data (log scale)"),
-        color=alt.Color("guard:N", scale=_scale(GUARD_COLORS), legend=_legend("guard")),
-        tooltip=["guard:N", "step:Q", alt.Tooltip("loss:Q", format=".4g"), alt.Tooltip("skipped:Q", title="skipped")],
+        y=_log_y("loss:Q", "loss, 128 clean examples"),
+        color=alt.Color("run:N", scale=_scale(colors), legend=_legend("guard")),
+        tooltip=tooltip,
     )
-    lines = base.mark_line().encode(strokeDash=alt.StrokeDash("guard:N", scale=alt.Scale(
-        domain=list(GUARD_COLORS), range=[[1, 0], [1, 0], [6, 4]]), legend=None))
-    skips = base.transform_filter("datum.skipped == 1").mark_point(shape="cross", size=120, filled=True)
+    # the three runs coincide until the corrupt batch: the widest line at the bottom, the dashed one on top
+    lines = base.mark_line().encode(
+        strokeWidth=alt.StrokeWidth("run:N", scale=alt.Scale(domain=list(colors), range=[6, 3, 2]), legend=None),
+        strokeDash=alt.StrokeDash("run:N", scale=alt.Scale(domain=list(colors), range=[[1, 0], [1, 0], [6, 4]]),
+                                  legend=None))
+    skips = base.transform_filter("datum.skipped == 1").mark_point(shape="cross", size=140, filled=True)
+    last = data[data.guard.isin(first_nonfinite(curves, "loss", by="guard"))].groupby("guard").tail(1)
+    ends = alt.Chart(last.assign(label="NaN from the next step on")).mark_point(
+        shape="triangle-down", size=160, filled=True, color=OKABE_ITO["vermillion"]).encode(
+        x="step:Q", y="loss:Q", tooltip=["run:N", "step:Q", "label:N"])
     poison = alt.Chart(pd.DataFrame({"step": [POISON_STEP], "label": ["the batch with an inf feature"]})).mark_rule(
         strokeDash=[6, 3], color=OKABE_ITO["grey"]).encode(x="step:Q", tooltip=["label:N", "step:Q"])
-    return alt.layer(poison, lines, skips).properties(
+    return alt.layer(poison, lines, skips, ends).properties(
         title="One corrupt batch: without a guard the weights become NaN for good", width=WIDTH, height=HEIGHT)
 
 
