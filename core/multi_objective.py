@@ -31,6 +31,7 @@ SWEEP_ALPHAS = tuple(10.0 ** (k / 4) for k in range(-24, 17))  # 1e-6 .. 1e4, fo
 SGD_LR, ADAM_LR, TRADEOFF_STEPS = 0.1, 0.05, 200  # both converge at every stable alpha within 200 steps
 SEED_STEPS = 300  # long enough for loss1 alone to converge from every seed
 OVERALL_STEPS = 100  # a factor on the whole loss shows in SGD's run long before it converges
+FLAG_STEPS = 50  # maximize=True against the minus sign: identical at every step, 50 is plenty to see it
 
 CONTROLS = (
     Control("max_alpha_exp", "log10", default=0, lo=-3, hi=3),  # alpha in loss1 - alpha * loss2; 1 is the plain sum
@@ -98,7 +99,7 @@ def loss2_requires_grad(seed: int = 0) -> dict[str, bool]:
             "sum()": sum(sums).requires_grad}
 
 
-def maximize_flag_gap(*, steps: int = 50, alpha: float = 1.0, seed: int = 0) -> float:
+def maximize_flag_gap(*, steps: int = FLAG_STEPS, alpha: float = 1.0, seed: int = 0) -> float:
     """max |theta| difference: Adam on loss1 - alpha*loss2, against Adam(maximize=True) on alpha*loss2 - loss1."""
     finals = []
     for maximize in (False, True):
@@ -121,7 +122,8 @@ def seed_summary(runs: pd.DataFrame) -> dict[str, float]:
     gap: largest |loss1| difference between the detached and the loss1-only run (0 means identical);
     loss2_start: loss2 at step 0 (every loop starts from the same weights);
     loss1_<v>: loss1 averaged over the last tenth of the steps; loss2_<v>: loss2 at the last step;
-    slope_<v>: loss2's rise per step over the last tenth of the steps.
+    slope_<v>: loss2's rise per step over the last tenth of the steps; pays: whether loss1, so averaged, is more
+    than ten times (and 1e-3 above) the loss1-only run's while maximising.
     """
     by = {v: g.sort_values("step") for v, g in runs.groupby("variant")}
     tail = max(len(by["maximize"]) // 10, 2)
@@ -131,6 +133,7 @@ def seed_summary(runs: pd.DataFrame) -> dict[str, float]:
         out[f"loss1_{v}"] = float(g.loss1.iloc[-tail:].mean())
         out[f"loss2_{v}"] = float(g.loss2.iloc[-1])
         out[f"slope_{v}"] = float((g.loss2.iloc[-1] - g.loss2.iloc[-tail]) / (tail - 1))
+    out["pays"] = out["loss1_maximize"] > 10 * out["loss1_loss1_only"] + 1e-3  # loss1 visibly worse while maximising
     return out
 
 

@@ -143,6 +143,10 @@ def balance_summary(runs: pd.DataFrame, mismatch: float, alpha: float) -> dict[s
     at step 0, |grad (L1 / L1(0))| / |grad (L2 / L2(0))|, what is left of the imbalance after dividing each loss
     by its starting value. uncertainty_weight: uncertainty weighting's weight on mismatch L2 relative to L1 at
     the end; uncertainty_target: the ratio of the two losses as it sees them, where that weight settles.
+    conflict_state: "diverged" (the fixed run went inf or NaN), "settled" (cosine below -0.99 and the pulls
+    within 10% of cancelling), "pulling" (cosine negative, not settled) or "open". uncertainty_state: "blown"
+    (its losses ended over 10 times their start, or its weights overflowed), "settled" (weight within a
+    factor 1.5 of its target) or "climbing".
     """
     last = runs[runs.step == runs.step.max()].set_index("method")
     out = {f"{m}_{k}": float(last.loc[m, k]) for m in last.index for k in ("loss1", "loss2")}
@@ -159,11 +163,17 @@ def balance_summary(runs: pd.DataFrame, mismatch: float, alpha: float) -> dict[s
         else:
             out["conflict_from"] = int(fixed.step.iloc[not_negative[-1] + 1]) if len(not_negative) else 0
         out["ratio_start"] = float(fixed.norm2.iloc[0] / fixed.norm1.iloc[0])
-        out["pull_end"] = float(fixed.norm1.iloc[-1] / (alpha * fixed.norm2.iloc[-1]))
+        out["pull_end"] = pull = float(fixed.norm1.iloc[-1] / (alpha * fixed.norm2.iloc[-1]))
+        settled = cos[-1] < -0.99 and abs(np.log(pull)) < np.log(1.1)
+        out["conflict_state"] = ("diverged" if not np.isfinite(last.loc["fixed", "loss1"]) else "settled" if settled
+                                 else "pulling" if cos[-1] < 0 else "open")
     if "uncertainty" in last.index:
         u = last.loc["uncertainty"]
         out["uncertainty_weight"] = float(u.weight2)
-        out["uncertainty_target"] = float(u.loss1 / (mismatch * u.loss2))
+        out["uncertainty_target"] = target = float(u.loss1 / (mismatch * u.loss2))
+        blown = not np.isfinite(u.weight2) or u.loss1 + u.loss2 > 10 * (first.loss1 + first.loss2)
+        out["uncertainty_state"] = ("blown" if blown else "settled" if abs(np.log(u.weight2 / target)) < np.log(1.5)
+                                    else "climbing")
     return out
 
 

@@ -30,9 +30,8 @@ page.metrics({"requires_grad": str(grad["torch.tensor"]), "gap": f"{seed['gap']:
               "slope": f"{seed['slope_maximize']:+.4f}", "flag_gap": f"{flag_gap:.1e}"})
 page.reading("seed", steps=core.SEED_STEPS, alpha=max_alpha, stack=grad["torch.stack"],
              plain=grad["sum()"], **seed)
-pays = seed["loss1_maximize"] > 10 * seed["loss1_loss1_only"] + 1e-3
-page.reading("seed_pays" if pays else "seed_free", alpha=max_alpha, **seed)
-page.reading("seed_flag", flag_gap=flag_gap, flag_steps=50)
+page.reading("seed_pays" if seed["pays"] else "seed_free", alpha=max_alpha, **seed)
+page.reading("seed_flag", flag_gap=flag_gap, flag_steps=core.FLAG_STEPS)
 
 # 2. The trade-off curve, and a mismatch in scale
 page.experiment("tradeoff")
@@ -74,9 +73,8 @@ page.metrics({"ratio_start": f"{b['ratio_start']:.3g}", "cos_start": f"{b['cos_s
               "cos_end": num(b["cos_end"], "+.3f"), "pull_end": num(b["pull_end"])})
 page.reading("conflict", m=mismatch_exp, alpha=task_alpha, ratio_start=b["ratio_start"])
 page.reading("conflict_start_" + ("agree" if b["cos_start"] > 0 else "against"), cos_start=b["cos_start"])
-settled = b["cos_end"] < -0.99 and abs(math.log(b["pull_end"])) < math.log(1.1)
-state = "diverged" if "fixed" in diverged else "settled" if settled else "pulling" if b["cos_end"] < 0 else "open"
-page.reading("conflict_" + state, conflict_from=b["conflict_from"], cos_end=b["cos_end"], pull_end=b["pull_end"])
+page.reading("conflict_" + b["conflict_state"], conflict_from=b["conflict_from"], cos_end=b["cos_end"],
+             pull_end=b["pull_end"])
 
 # 4. Six ways to combine the two gradients
 page.experiment("balance")
@@ -86,13 +84,10 @@ page.figure("weights")
 page.metrics({m: f"{num(b[m + '_loss1'])} / {num(b[m + '_loss2'])}" for m in balance.METHODS})
 page.reading("balance", mismatch=mismatch, optimizer=optimizer, steps=balance.STEPS,
              **{k: num(v) for k, v in b.items() if k.endswith(("_loss1", "_loss2"))})
-weight, target = b["uncertainty_weight"], b["uncertainty_target"]
-start, end = b["start_loss1"] + b["start_loss2"], b["uncertainty_loss1"] + b["uncertainty_loss2"]
-blown = optimizer == "sgd" and (not math.isfinite(weight) or end > 10 * start)
-state = "blown" if blown else "settled" if abs(math.log(weight / target)) < math.log(1.5) else "climbing"
 if "uncertainty" not in diverged:
-    page.reading("balance_uncertainty_" + state, weight=weight, target=target, loss1=b["uncertainty_loss1"],
-                 loss2=b["uncertainty_loss2"], start1=b["start_loss1"], start2=b["start_loss2"])
+    page.reading("balance_uncertainty_" + b["uncertainty_state"], weight=b["uncertainty_weight"],
+                 target=b["uncertainty_target"], loss1=b["uncertainty_loss1"], loss2=b["uncertainty_loss2"],
+                 start1=b["start_loss1"], start2=b["start_loss2"])
 if diverged:
     page.reading("balance_diverged", methods=", ".join(diverged))
 

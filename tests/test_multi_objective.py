@@ -54,9 +54,16 @@ def test_loss1_pays_at_the_default_alpha_and_the_bounded_term_levels_off():
     runs = pd.concat([core.seed_example(v, steps=core.SEED_STEPS, alpha=1.0).assign(variant=v)
                       for v in core.VARIANTS])
     facts = core.seed_summary(runs)
-    assert facts["loss1_maximize"] > 10 * facts["loss1_loss1_only"] + 1e-3  # the page's "seed_pays" condition
+    assert facts["pays"] and facts["loss1_maximize"] > 10 * facts["loss1_loss1_only"] + 1e-3
     assert abs(facts["slope_bounded"]) < facts["slope_maximize"] / 10
     assert abs(facts["slope_loss1_only"]) < 1e-3  # loss1 alone has converged: its weights stand still
+
+
+def test_at_a_small_alpha_loss1_does_not_visibly_pay():
+    runs = pd.concat([core.seed_example(v, steps=core.SEED_STEPS, alpha=1e-3).assign(variant=v)
+                      for v in core.VARIANTS])
+    facts = core.seed_summary(runs)
+    assert not facts["pays"] and facts["slope_maximize"] > 0  # the page's "seed_free" reading: loss2 still climbs
 
 
 def test_seed_summary_against_a_hand_computation():
@@ -351,3 +358,26 @@ def test_the_words_quote_the_code_s_settings():
     assert f"cosine {balance.OPTIMA_COSINE:g}" in tasks and balance.NOISE[1] > balance.NOISE[0]  # "task 2 is noisier"
     lrs = w["controls.optimizer.help"]
     assert all(f"{name} at lr {lr:g}" in lrs for name, lr in balance.LR.items())
+
+
+@pytest.mark.parametrize(("mismatch", "optimizer", "conflict", "uncertainty"), [
+    (1e3, "adam", "settled", "climbing"),  # the defaults: s_2 has ln(1000) to travel, at most ~lr per step
+    (1.0, "adam", "settled", "settled"),  # no mismatch: everything converges within the run
+    (1e3, "sgd", "diverged", "blown"),  # lr * curvature of 1000 * loss2 is far past 2, from the first step
+])
+def test_the_states_the_readings_choose_from(mismatch, optimizer, conflict, uncertainty):
+    facts = balance.balance_summary(balance.balance_run(mismatch=mismatch, optimizer=optimizer), mismatch, 1.0)
+    assert (facts["conflict_state"], facts["uncertainty_state"]) == (conflict, uncertainty)
+
+
+@pytest.mark.parametrize(("cos", "norm2", "loss1", "state"), [
+    ([0.5, -0.999], 1.0, 1.0, "settled"),
+    ([0.5, -0.999], 1.5, 1.0, "pulling"),  # opposite, but the pulls do not cancel yet
+    ([0.5, -0.5], 1.0, 1.0, "pulling"),
+    ([-0.5, 0.2], 1.0, 1.0, "open"),
+    ([0.5, float("nan")], float("nan"), float("nan"), "diverged"),
+])
+def test_conflict_state_on_hand_made_runs(cos, norm2, loss1, state):
+    runs = pd.DataFrame({"method": "fixed", "step": [0, 1], "loss1": [2.0, loss1], "loss2": [2.0, 1.0],
+                         "norm1": [1.0, 1.0], "norm2": [3.0, norm2], "cosine": cos, "weight2": 1.0})
+    assert balance.balance_summary(runs, 1.0, 1.0)["conflict_state"] == state

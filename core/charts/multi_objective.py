@@ -198,8 +198,8 @@ def weights_chart(runs: pd.DataFrame) -> alt.Chart:
 
 # The page's figures, by name: what the page draws and what the export writes (core/figures.py).
 # Each data function takes the page's settings by their control keys; every exponent k means 10^k.
-# Several figures draw the same data: a small bounded cache runs each experiment once for all of them
-# (callers only read the frames it returns).
+# Parts of an experiment that a setting does not touch are kept in a small bounded cache, so moving it
+# reruns only what it changes (callers only read the frames these return).
 @functools.lru_cache(maxsize=16)
 def _seed_run(variant: str, alpha: float, seed: int) -> pd.DataFrame:
     return core.seed_example(variant, steps=core.SEED_STEPS, alpha=alpha, seed=seed).assign(variant=variant)
@@ -211,7 +211,6 @@ def _seed_runs(max_alpha_exp: int, seed: int) -> pd.DataFrame:
                      ignore_index=True)
 
 
-@functools.lru_cache(maxsize=8)
 def _sweep(scale_exp: int, seed: int) -> pd.DataFrame:
     scale = 10.0**scale_exp
     limit = core.sgd_alpha_limit(scale, seed=seed)
@@ -224,7 +223,6 @@ def _balance_part(methods: tuple[str, ...], mismatch_exp: int, alpha: float, opt
     return core.balance_run(mismatch=10.0**mismatch_exp, alpha=alpha, optimizer=optimizer, seed=seed, methods=methods)
 
 
-@functools.lru_cache(maxsize=8)
 def _balance(mismatch_exp: int, task_alpha_exp: int, optimizer: str, seed: int) -> pd.DataFrame:
     # Each method's row is an independent run, so only "fixed", the one that reads alpha, reruns when it moves.
     fixed = _balance_part(("fixed",), mismatch_exp, 10.0**task_alpha_exp, optimizer, seed)
