@@ -168,6 +168,19 @@ def test_a_factor_on_the_whole_loss_moves_sgd_not_adam():
         assert not gaps.sgd_gap < 0.1  # frozen at 1e-4, diverged (NaN) at 1e4
 
 
+def test_for_sgd_a_factor_on_the_loss_is_a_factor_on_the_learning_rate():
+    # One torch.optim.SGD step on c * loss at lr against one on loss at c * lr: equal up to float32 rounding.
+    x, y = (t.float() for t in core.ridge_problem(0))
+    c, finals = 37.0, []
+    for factor, lr in ((c, core.SGD_LR), (1.0, c * core.SGD_LR)):
+        w = torch.zeros(x.shape[1], requires_grad=True)
+        opt = torch.optim.SGD([w], lr=lr)
+        (factor * ((x @ w - y) ** 2).mean()).backward()
+        opt.step()
+        finals.append(w.detach())
+    assert torch.allclose(finals[0], finals[1], rtol=1e-5)
+
+
 def test_tradeoff_sweep_is_deterministic():
     a, b = core.tradeoff_sweep(scale=10.0, seed=3), core.tradeoff_sweep(scale=10.0, seed=3)
     pd.testing.assert_frame_equal(a, b, check_exact=True)
