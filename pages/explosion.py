@@ -98,7 +98,7 @@ page.misconceptions(depth=depth, gain=gain, thr=threshold, max_ratio=c["max_rati
                     clip_note=page.words["phrases.clip_acted" if layers_clip["clipped"] else "phrases.clip_idle"],
                     inside=page.words["phrases.inside" if alone["within"] else "phrases.outside"],
                     **summary.saturation_summary(comparison), **layers_clip, **alone)
-page.show_code(core.depth_problem, core.backward_norms, core.gain_sweep, core.rnn_gradient_norms,
-               core.gated_trajectory_norms, training.clip_gradients, training.clipped_training, core.clip_2d,
-               core.surviving_runs, core.clip_each_layer, core.single_sample_gradients)
+page.show_code(core.layer_gradient_norms, core.depth_problem, core.backward_norms, core.gain_sweep,
+               core.rnn_gradient_norms, core.gated_trajectory_norms, training.clip_gradients, training.clipped_training,
+               core.clip_2d, core.surviving_runs, core.clip_each_layer, core.single_sample_gradients)
 page.takeaways()
