@@ -31,6 +31,7 @@ SWEEP_ALPHAS = tuple(10.0 ** (k / 4) for k in range(-24, 17))  # 1e-6 .. 1e4, fo
 SGD_LR, ADAM_LR, TRADEOFF_STEPS = 0.1, 0.05, 200  # both converge at every stable alpha within 200 steps
 SEED_STEPS = 300  # long enough for loss1 alone to converge from every seed
 OVERALL_STEPS = 100  # a factor on the whole loss shows in SGD's run long before it converges
+OVERALL_FACTORS = (1e3, 1e-3)  # the whole loss x 1000 and / 1000: SGD diverges, then barely moves; Adam does neither
 FLAG_STEPS = 50  # maximize=True against the minus sign: identical at every step, 50 is plenty to see it
 
 CONTROLS = (

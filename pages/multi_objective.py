@@ -52,13 +52,9 @@ if scale_exp:
     page.reading("tradeoff_shift", knee0=knee * scale, scale=scale)
 page.reading("tradeoff_sgd_" + ("diverged" if alpha > limit else "stable"), alpha=alpha, limit=limit,
              sgd=num(yours.loc["sgd", "loss1"], ".4g"), exact=yours.loc["exact", "loss1"])
-if scale_exp:
-    gaps = page.run(core.overall_scale_gap, scale, seed=page.seed)
-    page.reading("tradeoff_overall", scale=scale, adam_gap=gaps.adam_gap)
-    page.reading("tradeoff_overall_sgd_" + ("moved" if math.isfinite(gaps.sgd_gap) else "diverged"), scale=scale,
-                 sgd_gap=gaps.sgd_gap, steps=core.OVERALL_STEPS)
-else:
-    page.reading("tradeoff_overall_none")
+big, small = (page.run(core.overall_scale_gap, factor, seed=page.seed) for factor in core.OVERALL_FACTORS)
+page.reading("tradeoff_overall", big=core.OVERALL_FACTORS[0], small=core.OVERALL_FACTORS[1], adam_big=big.adam_gap,
+             adam_small=small.adam_gap, sgd_small=small.sgd_gap, steps=core.OVERALL_STEPS)
 
 # 3. Conflict: two gradients on one shared model
 page.experiment("conflict")
