@@ -26,6 +26,11 @@ class PageInfo:
 
 PAGES: tuple[PageInfo, ...] = (
     PageInfo("loss_scaling", ":material/straighten:"),
+    PageInfo("reduction", ":material/calculate:"),
+    PageInfo("accumulation", ":material/stacks:"),
+    PageInfo("explosion", ":material/trending_up:"),
+    PageInfo("multi_objective", ":material/balance:"),
+    PageInfo("accuracy_vs_loss", ":material/target:"),
 )
 
 

@@ -7,14 +7,18 @@ is added, with no edit here.
 from __future__ import annotations
 
 import json
+from urllib.parse import parse_qsl
 
 import pytest
 
+from core.controls import preset_settings
 from core.registry import PAGES
 from tests.helpers import charts, nonfinite_cells, open_page, walk_marks
+from ui.controls import preset_query
 
 # How many charts each page draws at its defaults: a missing chart is a failure, not a quiet gap.
-EXPECTED_CHARTS = {"loss_scaling": 7}
+EXPECTED_CHARTS = {"loss_scaling": 7, "reduction": 6, "accumulation": 9, "explosion": 7, "multi_objective": 8,
+                   "accuracy_vs_loss": 9}
 
 EXTREMES = [(p, c, v) for p in PAGES for c in p.core.CONTROLS for v in c.extremes]
 
@@ -89,3 +93,44 @@ def test_a_value_a_control_cannot_take_is_ignored_with_a_note(page):
     assert at.session_state[f"{page.name}_{control.key}"] == control.default
     assert any(f"{page.name}_{control.key}" in i.value for i in at.info)
     assert at.session_state["seed"] == 12
+
+
+PRESETS = [(p, name) for p in PAGES for name in getattr(p.core, "PRESETS", {})]
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: p.name)
+def test_every_page_offers_two_to_four_presets(page):
+    assert 2 <= len(getattr(page.core, "PRESETS", {})) <= 4
+
+
+@pytest.mark.parametrize(("page", "preset"), PRESETS, ids=lambda x: getattr(x, "name", x))
+def test_choosing_a_preset_sets_every_control(page, preset):
+    at = open_page(page.path)
+    pills = [w for w in at.get("button_group") if w.key == f"{page.name}_preset"][0]
+    pills.set_value(preset).run()
+    assert_healthy(at, page)
+    expected = preset_settings(page.core.CONTROLS, page.core.PRESETS, preset)
+    assert {k: at.session_state[f"{page.name}_{k}"] for k in expected} == expected
+
+
+@pytest.mark.parametrize(("page", "preset"), PRESETS, ids=lambda x: getattr(x, "name", x))
+def test_every_preset_is_a_link(page, preset):
+    query = dict(parse_qsl(preset_query(page.name, page.core.CONTROLS, page.core.PRESETS, preset)))
+    at = open_page(page.path, query)
+    assert_healthy(at, page)
+    expected = preset_settings(page.core.CONTROLS, page.core.PRESETS, preset)
+    assert {k: at.session_state[f"{page.name}_{k}"] for k in expected} == expected
+    assert not at.info
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: p.name)
+def test_presentation_mode_keeps_charts_and_drops_prose(page):
+    at = open_page(page.path, {"present": "true"})
+    assert_healthy(at, page)
+    assert not at.get("radio")  # no predict-first block
+    assert not at.expander  # no show-the-code
+    headers = [h.value for h in at.header]
+    assert all(h not in headers for h in ("Misconceptions, checked live", "Show the code", "Takeaways"))
+    assert not at.get("download_button")
+    for chart in charts(at):
+        assert json.loads(chart.proto.spec)["height"] == 480

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import string
+import tomllib
 
 import pytest
 
@@ -48,9 +49,22 @@ def test_another_language_falls_back_to_english_key_by_key(tmp_path, monkeypatch
     assert w["question"] == words("loss_scaling")["question"]
 
 
+def _templates(node, key=""):
+    """(key, text) of every string the pages fill with live numbers: readings, evidence, short answers."""
+    if isinstance(node, dict):
+        for k, v in node.items():
+            yield from _templates(v, k)
+    elif isinstance(node, list):
+        for v in node:
+            yield from _templates(v, key)
+    elif isinstance(node, str) and key in ("reading", "evidence", "short_answer"):
+        yield key, node
+
+
 def test_templates_name_only_fields_they_are_given():
-    """Every {field} in a reading is a Python identifier: a typo shows as a KeyError in the AppTest run."""
+    """Every {field} in a template is a Python identifier: a typo shows as a KeyError in the AppTest run."""
     for path in (CONTENT / "en").glob("*.toml"):
-        for _, field, _, _ in string.Formatter().parse(path.read_text(encoding="utf-8")):
-            if field:
-                assert field.split(".")[0].split("[")[0].isidentifier(), (path.name, field)
+        for key, text in _templates(tomllib.loads(path.read_text(encoding="utf-8"))):
+            for _, field, _, _ in string.Formatter().parse(text):
+                if field:
+                    assert field.split(".")[0].split("[")[0].isidentifier(), (path.name, key, field)
