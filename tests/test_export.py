@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 
 import core
+from content import words
 from core import export
 from core.figures import registry, render
 from core.registry import PAGES
@@ -123,3 +124,11 @@ def test_handout_is_one_self_contained_file(tmp_path):
 def test_version_is_the_project_version():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     assert project["version"] == core.__version__
+
+
+@pytest.mark.parametrize("info", PAGES, ids=lambda p: p.name)
+def test_every_figure_belongs_to_a_titled_experiment_of_its_page(info):
+    """Where a handout places each chart: under the heading of the experiment it belongs to."""
+    experiments = words(info.name)["experiments"]
+    for name, figure in registry(info.name).items():
+        assert "title" in experiments.get(figure.experiment, {}), (info.name, name, figure.experiment)

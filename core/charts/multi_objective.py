@@ -233,16 +233,16 @@ def _balance(mismatch_exp: int, task_alpha_exp: int, optimizer: str, seed: int) 
 
 BALANCE = ("mismatch_exp", "task_alpha_exp", "optimizer", "seed")
 FIGURES: dict[str, Figure] = {
-    "seed_loss1": Figure(("max_alpha_exp", "seed"), _seed_runs, lambda df, s: seed_loss1_chart(df)),
-    "seed_loss2": Figure(("max_alpha_exp", "seed"), _seed_runs, lambda df, s: seed_loss2_chart(df)),
+    "seed_loss1": Figure(("max_alpha_exp", "seed"), _seed_runs, lambda df, s: seed_loss1_chart(df), experiment="seed"),
+    "seed_loss2": Figure(("max_alpha_exp", "seed"), _seed_runs, lambda df, s: seed_loss2_chart(df), experiment="seed"),
     "tradeoff": Figure(("scale_exp", "seed"), _sweep,
                        lambda df, s: tradeoff_chart(df, 10.0 ** s["alpha_exp"], 10.0 ** s["scale_exp"]),
-                       ("alpha_exp",)),
+                       ("alpha_exp",), "tradeoff"),
     "alpha_sweep": Figure(("scale_exp", "seed"), _sweep,
                           lambda df, s: alpha_sweep_chart(df, 10.0 ** s["alpha_exp"], 10.0 ** s["scale_exp"]),
-                          ("alpha_exp",)),
-    "conflict": Figure(BALANCE, _balance, lambda df, s: conflict_chart(df)),
-    "trajectories": Figure(BALANCE, _balance, lambda df, s: trajectories_chart(df)),
-    "final": Figure(BALANCE, _balance, lambda df, s: final_chart(df)),
-    "weights": Figure(BALANCE, _balance, lambda df, s: weights_chart(df)),
+                          ("alpha_exp",), "tradeoff"),
+    "conflict": Figure(BALANCE, _balance, lambda df, s: conflict_chart(df), experiment="conflict"),
+    "trajectories": Figure(BALANCE, _balance, lambda df, s: trajectories_chart(df), experiment="balance"),
+    "final": Figure(BALANCE, _balance, lambda df, s: final_chart(df), experiment="balance"),
+    "weights": Figure(BALANCE, _balance, lambda df, s: weights_chart(df), experiment="balance"),
 }
