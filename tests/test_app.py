@@ -38,7 +38,6 @@ def test_home_links_every_built_page():
     at = open_page("pages/home.py")
     assert not at.exception
     linked = [link.proto.page for link in at.get("page_link")]
-    print(linked)
     for page in PAGES:
         assert any(target.endswith(page.name) for target in linked), page.name
 
