@@ -184,7 +184,8 @@ def pareto_front(*, points: int = 61, seed: int = 0) -> pd.DataFrame:
     Columns: lam, loss1, loss2.
     """
     x, y = (t.double() for t in task_problem(seed))
-    solutions = torch.linalg.lstsq(x, y.T).solution.T  # (2, D): each task's own least-squares weights
+    # gelsd (SVD): the default gelsy gives last-bit differences from one call to the next on this CPU
+    solutions = torch.linalg.lstsq(x, y.T, driver="gelsd").solution.T  # (2, D): each task's own weights
     lam = torch.linspace(0, 1, points, dtype=torch.float64)[:, None]  # (L, 1)
     w = lam * solutions[0] + (1 - lam) * solutions[1]  # (L, D)
     losses = ((w @ x.T)[:, None, :] - y).pow(2).mean(dim=-1)  # (L, 2)
