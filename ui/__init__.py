@@ -51,7 +51,11 @@ def figure_spec(page: str, name: str, view: dict[str, Any]) -> dict:
     """The Vega-Lite spec of a page's figure (validated once, then cached by the page)."""
     figure = figures.registry(page)[name]
     data = run(figure.data, **figure.arguments(view))
-    return figure.chart(data, figure.view(view)).to_dict()
+    spec = figure.chart(data, figure.view(view)).to_dict()
+    # Fit the width, legend included; let the height grow around title and x-axis (Vega's "pad"). Left to
+    # Streamlit's fitting, a long y-axis title squeezed the plot to half and pushed the chart title out of view.
+    spec.setdefault("autosize", {"type": "fit-x", "contains": "padding"})
+    return spec
 
 
 def ensure_app_shell() -> None:
