@@ -23,6 +23,7 @@ import streamlit as st
 import torch
 from streamlit.testing.v1 import AppTest
 
+import core
 from core.registry import PAGES
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -70,11 +71,7 @@ def open_app(path: str) -> AppTest:
 def clear_caches() -> None:
     """Streamlit's caches and every functools cache in core/, so a cold run really computes everything."""
     st.cache_data.clear()
-    for name, module in list(sys.modules.items()):
-        if name == "core" or name.startswith("core."):
-            for value in vars(module).values():
-                if callable(getattr(value, "cache_clear", None)):
-                    value.cache_clear()
+    core.clear_caches()
 
 
 def measure_page(info, repeats: int) -> dict:

@@ -2,32 +2,21 @@
 
 from __future__ import annotations
 
-import sys
-
 import pandas as pd
 import pytest
 
-from core import export
+from core import clear_caches, export
 from core.figures import registry
 from core.registry import PAGES
-
-
-def forget() -> None:
-    """Empty every functools cache in core/, so the second call really computes again."""
-    for name, module in list(sys.modules.items()):
-        if name == "core" or name.startswith("core."):
-            for value in vars(module).values():
-                if callable(getattr(value, "cache_clear", None)):
-                    value.cache_clear()
 
 
 @pytest.mark.parametrize("info", PAGES, ids=lambda p: p.name)
 def test_every_figure_is_bit_identical_when_computed_again(info):
     settings = export.settings_for(info.name, None)
     for name, figure in registry(info.name).items():
-        forget()
+        clear_caches()
         first = figure.data(**figure.arguments(settings))
-        forget()
+        clear_caches()
         junk = [bytearray(n * 8) for n in (3, 5, 7)]  # move the allocator, as another session would
         second = figure.data(**figure.arguments(settings))
         del junk

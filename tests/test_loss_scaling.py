@@ -209,3 +209,12 @@ def test_mlp_init_matches_pytorch_default_distribution():
     for layer in (m for m in model if isinstance(m, nn.Linear)):
         bound = 1 / math.sqrt(layer.in_features)
         assert layer.weight.abs().max() <= bound and layer.bias.abs().max() <= bound
+
+
+def test_the_adam_family_keeps_moving_where_sgd_freezes():
+    """The reading of experiment 4: Adam's first step is about lr whatever s is, so no weight stays put."""
+    sweep = ls.scaling_sweep(lr=0.1, steps=1, scales=(1e-10, 1e-8, 1e-6)).set_index(["optimizer", "scale"])
+    for name in ("adam", "adamw", "rmsprop", "adagrad"):
+        for s in (1e-10, 1e-8, 1e-6):
+            assert sweep.frozen_fraction[(name, s)] == 0.0, (name, s)
+    assert sweep.frozen_fraction[("sgd", 1e-8)] == 1.0

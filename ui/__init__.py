@@ -2,13 +2,12 @@
 
 A concept page reads like a description of its UI:
 
-    page = ui.Page("loss_scaling", core.CONTROLS)
+    page = ui.Page("loss_scaling", core.CONTROLS, FIGURES)
     page.header()                      # 1. the question
     page.predict()                     # 2. predict first, 3. the short answer
     page.experiment("update")          # 4. an experiment: heading ...
     s = page.control("scale_exp")      #    ... its controls (bound to the URL) ...
-    df = page.run(core.sweep, s=s)     #    ... one cached core call ...
-    page.chart(charts.sweep(df), df, "sweep")   # ... its chart with a CSV download ...
+    df = page.figure("sweep")          #    ... one figure: cached core call, chart, CSV and SVG ...
     page.reading("update", ratio=...)  #    ... and the paragraph that reads it
     page.misconceptions(...)           # 5. each wrong claim beside its live number
     page.show_code(core.sweep)         # 6. the source of the very function that ran
@@ -24,7 +23,6 @@ import inspect
 from collections.abc import Callable
 from typing import Any
 
-import altair as alt
 import pandas as pd
 import streamlit as st
 
@@ -148,11 +146,6 @@ class Page:
         st.vega_lite_chart(spec=spec, width="stretch", key=f"{self.name}_{name}_chart")
         self.download(data, name, spec)
         return data
-
-    def chart(self, chart: alt.TopLevelMixin, data: pd.DataFrame, name: str) -> None:
-        """An Altair chart that is not in the page's FIGURES (prefer a figure: the export sees those)."""
-        st.altair_chart(chart, width="stretch", key=f"{self.name}_{name}_chart")
-        self.download(data, name, chart.to_dict())
 
     def download(self, data: pd.DataFrame, name: str, spec: dict) -> None:
         """The chart's data as CSV and the figure as SVG, both made only when clicked."""
