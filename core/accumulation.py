@@ -92,10 +92,8 @@ def token_problem(spread: int = DEFAULT_SPREAD, batch_size: int = BATCH_SIZE, se
     tokens = torch.randint(0, VOCAB, (batch_size, longest), generator=gen)  # (B, T)
     targets = (tokens * 5 + 3) % VOCAB  # a rule to learn
     targets[torch.arange(longest) >= lengths[:, None]] = PAD  # (B, T)
-    model = nn.Sequential(nn.Embedding(VOCAB, EMBED), nn.Linear(EMBED, VOCAB))
-    mgen = generator(seed)
-    nn.init.normal_(model[0].weight, generator=mgen)
-    seeded_init_(model, mgen)
+    layers = nn.Embedding(VOCAB, EMBED, device="meta"), nn.Linear(EMBED, VOCAB, device="meta")
+    model = seeded_init_(nn.Sequential(*layers), generator(seed))
     return model, tokens, targets
 
 
@@ -242,7 +240,8 @@ def batchnorm_sweep(*, batch_size: int = BATCH_SIZE, seed: int = 0) -> pd.DataFr
             grads, stats = [], []
             for parts in (1, k):
                 gen = generator(seed)
-                body = [nn.Linear(4, 16), nn.BatchNorm1d(16), nn.Tanh(), nn.Linear(16, 1)]
+                body = [nn.Linear(4, 16, device="meta"), nn.BatchNorm1d(16, device="meta"), nn.Tanh(),
+                        nn.Linear(16, 1, device="meta")]
                 model = seeded_init_(nn.Sequential(*(m for m in body if model_name == "with BatchNorm"
                                                      or not isinstance(m, nn.BatchNorm1d))), gen)
                 try:

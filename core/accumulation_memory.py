@@ -3,7 +3,11 @@
 Concept: a forward pass keeps the activations backward() needs, one set per example in the batch, so
 their peak memory scales with the micro-batch. Parameters, their gradients and the optimizer's state
 do not depend on the batch at all: accumulation leaves them exactly as they were. The peak is
-measured with torch.profiler's memory events on CPU (every allocation and free, in order).
+measured by watching every tensor storage that the forward and backward ops create, and when each is freed.
+
+The watch is a TorchDispatchMode, which sees every aten op of the thread that entered it (backward's too) and
+nothing of any other thread. torch.profiler would see the same allocations, but it is one profiler per process:
+two sessions measuring at once crash the server, and one session's measurement counts another's allocations.
 """
 
 from __future__ import annotations
@@ -11,7 +15,9 @@ from __future__ import annotations
 import pandas as pd
 import torch
 from torch import nn
-from torch.profiler import ProfilerActivity, profile
+from torch.multiprocessing.reductions import StorageWeakRef
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_leaves
 
 from core.data import classification_data, mlp
 
@@ -21,22 +27,53 @@ WEIGHT_GRAD_BYTES = SIZES[1] * SIZES[2] * 4  # the 256 x 256 weight's float32 gr
 PARTS = ("parameters", "gradients", "Adam state", "activations + temporaries (measured peak)")
 
 
-def peak_bytes(prof: profile) -> int:
-    """The highest point of allocated-minus-freed CPU memory during a profiled region, from its memory events."""
-    events = sorted((e.start_ns(), e.nbytes()) for e in prof.profiler.kineto_results.events() if e.name() == "[memory]")
-    level = peak = 0
-    for _, nbytes in events:  # an allocation is positive, a free negative
-        level += nbytes
-        peak = max(peak, level)
-    return peak
+class StorageWatch(TorchDispatchMode):
+    """Bytes of the tensor storages created inside the block that are still alive, and their peak.
+
+    Every op's outputs are looked at as it returns; a storage seen for the first time counts its bytes until it is
+    freed (a weak reference to it expires). Frees are noticed before the next op allocates, so the peak is that of
+    live storages between ops; scratch memory inside a single kernel is not seen. Storages that existed before the
+    block (parameters, .grad tensors written in place) never count.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.live: dict[int, tuple[StorageWeakRef, int]] = {}  # storage's cdata -> (weak ref, bytes)
+        self.known: set[int] = set()  # storages that existed before the block, met as outputs of in-place ops
+        self.level = self.peak = 0
+
+    def __enter__(self) -> StorageWatch:
+        return super().__enter__()
+
+    def sweep(self) -> None:
+        for key, (ref, nbytes) in list(self.live.items()):
+            if ref.expired():
+                del self.live[key]
+                self.level -= nbytes
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.sweep()
+        before = {t.untyped_storage()._cdata for t in tree_leaves((args, kwargs or {})) if isinstance(t, torch.Tensor)}
+        out = func(*args, **(kwargs or {}))
+        for t in tree_leaves(out):
+            if not isinstance(t, torch.Tensor) or t.device.type != "cpu":
+                continue
+            storage = t.untyped_storage()
+            key = storage._cdata
+            if key in self.live or key in before or key in self.known:
+                continue  # a view, or an in-place op's result: no new memory
+            self.live[key] = (StorageWeakRef(storage), storage.nbytes())
+            self.level += storage.nbytes()
+        self.peak = max(self.peak, self.level)
+        return out
 
 
 def backward_peak(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> int:
     """Peak memory allocated by one forward and backward on (x, y), beyond what existed before: the activations
     kept for backward and backward's temporaries. The gradients exist already and are accumulated into in place."""
-    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+    with StorageWatch() as watch:
         nn.CrossEntropyLoss()(model(x), y).backward()
-    return peak_bytes(prof)
+    return watch.peak
 
 
 def tensor_bytes(tensors) -> int:
@@ -47,7 +84,7 @@ def memory_sweep(*, seed: int = 0) -> pd.DataFrame:
     """Memory of one optimizer step over EFFECTIVE_BATCH examples split into k micro-batches, k = 1, 2, 4, ..., 64.
 
     Columns: micro_batches, micro_batch_size, part (see PARTS), bytes. Parameters, gradients and Adam's state are
-    read from the real tensors; the activations' peak is measured by torch.profiler for one micro-batch's
+    read from the real tensors; the activations' peak is measured by StorageWatch for one micro-batch's
     forward and backward (every micro-batch is the same size, and each frees its activations before the next).
     """
     model = mlp(SIZES, nn.Tanh, seed=seed)
@@ -61,7 +98,6 @@ def memory_sweep(*, seed: int = 0) -> pd.DataFrame:
         "gradients": tensor_bytes(p.grad for p in model.parameters()),
         "Adam state": sum(tensor_bytes(state.values()) for state in optimizer.state.values()),
     }
-    backward_peak(model, x[:2], y[:2])  # the profiler's first run pays its start-up; measure after it
     rows = []
     for k in (1, 2, 4, 8, 16, 32, 64):
         size = EFFECTIVE_BATCH // k

@@ -40,7 +40,7 @@ def run_recipe(recipe: str, *, epochs: int = 3, lr: float = 0.01, y5: float = 10
     if recipe not in RECIPES:
         raise ValueError(f"unknown recipe {recipe!r}; valid: {', '.join(RECIPES)}")
     x, y = points(y5)
-    model = seeded_init_(nn.Linear(1, 1), generator(seed))
+    model = seeded_init_(nn.Linear(1, 1, device="meta"), generator(seed))
     optimizer = torch.optim.SGD(model.parameters(), lr=lr)
     starts = range(0, len(x), MICRO_BATCH)  # micro-batches [1, 2], [3, 4], [5]
     windows, pending = [], {}  # pending: example -> coefficient of the gradients now in .grad

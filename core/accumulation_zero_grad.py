@@ -39,7 +39,7 @@ def zero_grad_runs(lr: float = 0.1, *, steps: int = 40, seed: int = 0) -> pd.Dat
     x, y = line_data()
     rows = []
     for run in ZERO_GRAD_RUNS:
-        model = seeded_init_(nn.Linear(1, 1), generator(seed))
+        model = seeded_init_(nn.Linear(1, 1, device="meta"), generator(seed))
         opt = torch.optim.SGD(model.parameters(), lr=lr)
         previous = torch.zeros(2)
         for step in range(steps):
@@ -107,7 +107,7 @@ def none_versus_zero(*, lr: float = 0.1, warmup: int = 3, seed: int = 0) -> pd.D
     for name, factory in factories.items():
         for set_to_none in (True, False):
             gen = generator(seed)
-            head_a, head_b = (seeded_init_(nn.Linear(1, 1), gen) for _ in range(2))
+            head_a, head_b = (seeded_init_(nn.Linear(1, 1, device="meta"), gen) for _ in range(2))
             opt = factory([*head_a.parameters(), *head_b.parameters()])
             for _ in range(warmup):  # both heads learn: momentum and moment estimates fill up
                 opt.zero_grad(set_to_none=set_to_none)

@@ -43,7 +43,7 @@ def class_weights(y: torch.Tensor, classes: int = 2) -> torch.Tensor:
 
 def train_linear(x: torch.Tensor, y: torch.Tensor, weight: torch.Tensor | None, *, seed: int = 0) -> nn.Linear:
     """A linear classifier (logistic regression) trained full-batch by Adam on nn.CrossEntropyLoss(weight=weight)."""
-    model = seeded_init_(nn.Linear(2, 2), generator(seed))
+    model = seeded_init_(nn.Linear(2, 2, device="meta"), generator(seed))
     opt = torch.optim.Adam(model.parameters(), lr=LR)
     loss_fn = nn.CrossEntropyLoss(weight=weight)
     for _ in range(STEPS):
@@ -109,7 +109,9 @@ def batch_counts(logits: torch.Tensor, labels: torch.Tensor, batch_size: int) ->
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    loader = DataLoader(TensorDataset(logits, labels), batch_size=batch_size)  # drop_last=False
+    # drop_last=False; a generator of its own, since iterating a DataLoader draws a base seed from its generator,
+    # which is otherwise the global RNG every session of the server shares
+    loader = DataLoader(TensorDataset(logits, labels), batch_size=batch_size, generator=torch.Generator())
     loss_fn, rows = nn.CrossEntropyLoss(), []
     for i, (z, y) in enumerate(loader):  # z (B, K), y (B,)
         correct = int((z.argmax(dim=1) == y).sum())

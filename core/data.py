@@ -17,9 +17,21 @@ def generator(seed: int) -> torch.Generator:
 
 
 def seeded_init_(model: nn.Module, gen: torch.Generator) -> nn.Module:
-    """Re-draw every nn.Linear as PyTorch's default init does (kaiming_uniform_, a=sqrt(5)), from gen."""
+    """Draw every layer as PyTorch's default init does, from gen, in module order; returns the model.
+
+    nn.Linear: kaiming_uniform_(a=sqrt(5)) and a uniform bias; nn.Embedding: N(0, 1); normalization layers:
+    their fixed reset. Build the model on the meta device (`nn.Linear(4, 16, device="meta")`): a module built
+    on the CPU draws its init from the global RNG, which every session of the server shares. Here it gets its
+    storage, uninitialised, and then its draws from gen alone.
+    """
+    if any(t.is_meta for t in (*model.parameters(), *model.buffers())):
+        model = model.to_empty(device="cpu")
     for layer in model.modules():
-        if isinstance(layer, nn.Linear):
+        if isinstance(layer, nn.Embedding):
+            nn.init.normal_(layer.weight, generator=gen)
+        elif isinstance(layer, nn.modules.batchnorm._NormBase | nn.LayerNorm):
+            layer.reset_parameters()  # ones and zeros, and the running statistics' start: no randomness
+        elif isinstance(layer, nn.Linear):
             nn.init.kaiming_uniform_(layer.weight, a=math.sqrt(5), generator=gen)
             if layer.bias is not None:
                 bound = 1 / math.sqrt(layer.in_features)
@@ -34,7 +46,7 @@ def mlp(sizes: tuple[int, ...], activation: type[nn.Module] = nn.Tanh, *, seed: 
         if i:
             layers.append(activation())
         layers.append(nn.Linear(fan_in, fan_out, device="meta"))  # no storage, no draw from the global RNG
-    return seeded_init_(nn.Sequential(*layers).to_empty(device="cpu"), generator(seed))
+    return seeded_init_(nn.Sequential(*layers), generator(seed))
 
 
 def regression_data(n: int, features: int, *, seed: int = 0, noise: float = 0.1) -> tuple[torch.Tensor, torch.Tensor]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import math
+import threading
 
 import pandas as pd
 import torch
@@ -35,6 +36,18 @@ from core.explosion_training import (  # noqa: F401  (public API: core.explosion
 ACTIVATIONS = ("linear", "tanh", "relu", "sigmoid")
 NONLINEARITIES = ("linear", "tanh")  # the vanilla RNN's phi; gamma, the bound on |phi'|, is 1 for both
 GATED = ("lstm", "gru")
+
+# PyTorch keeps forward-mode AD levels in one registry per process, not per thread: two threads inside jacfwd at
+# once corrupt each other's levels ("Trying to access a forward AD level with an invalid index"). Every use of
+# forward-mode AD in core holds this lock, so a server's sessions take turns at it (jacobian_forward).
+FORWARD_AD = threading.Lock()
+
+
+def jacobian_forward(f, x: torch.Tensor) -> torch.Tensor:
+    """torch.func.jacfwd(f)(x), holding the process's forward-mode AD for this thread alone while it runs."""
+    with FORWARD_AD:
+        return jacfwd(f)(x)
+
 
 # The deep MLP: square layers, so fan_in = fan_out and Xavier's and He's rules reduce to one gain each.
 WIDTH, BATCH = 64, 32
@@ -85,7 +98,7 @@ def deep_mlp(depth: int, width: int, activation: str, init_gain: float, gen: tor
     """depth x (Linear(width, width) -> activation), float64; weights N(0, init_gain^2 / fan_in), biases zero."""
     layers: list[nn.Module] = []
     for _ in range(depth):
-        linear = nn.Linear(width, width, dtype=torch.float64)
+        linear = nn.Linear(width, width, dtype=torch.float64, device="meta").to_empty(device="cpu")  # no global RNG
         nn.init.normal_(linear.weight, 0.0, init_gain / math.sqrt(width), generator=gen)
         nn.init.zeros_(linear.bias)
         layers += [linear, activation_module(activation)]
@@ -253,7 +266,7 @@ def rnn_gradient_norms(seq_len: int, spectral_radius: float, *, hidden: int = HI
             out.append(h)
         return torch.stack(out)
 
-    jacobians = jacfwd(states)(torch.zeros(hidden, dtype=torch.float64))  # (T, H, H): dh_t / dh_0
+    jacobians = jacobian_forward(states, torch.zeros(hidden, dtype=torch.float64))  # (T, H, H): dh_t / dh_0
     return torch.linalg.matrix_norm(jacobians, ord=2).tolist()
 
 
@@ -274,7 +287,8 @@ def gated_gradient_norms(seq_len: int, cell: str, *, hidden: int = HIDDEN, forge
 def gated_trajectory_norms(cell: str, hidden: int, forget_bias: float, seed: int) -> tuple[float, ...]:
     """||dh_t / d(initial state)||_2 for t = 1 .. SEQ_MAX through nn.LSTM or nn.GRU, by forward-mode autograd."""
     _, _, x, gen = recurrent_problem(1.0, hidden=hidden, seed=seed)  # the vanilla RNN's inputs, x (T, I)
-    net = (nn.LSTM if cell == "lstm" else nn.GRU)(INPUTS, hidden, dtype=torch.float64)
+    net = (nn.LSTM if cell == "lstm" else nn.GRU)(INPUTS, hidden, dtype=torch.float64, device="meta")
+    net = net.to_empty(device="cpu")  # built without storage, so without a draw from the global RNG
     for p in net.parameters():  # PyTorch's default init, U(-1/sqrt(H), 1/sqrt(H)), drawn from the seed
         nn.init.uniform_(p, -1 / math.sqrt(hidden), 1 / math.sqrt(hidden), generator=gen)
     if cell == "lstm":
@@ -287,7 +301,7 @@ def gated_trajectory_norms(cell: str, hidden: int, forget_bias: float, seed: int
         return net(x, s0[None])[0]
 
     size = 2 * hidden if cell == "lstm" else hidden
-    jacobians = jacfwd(states)(torch.zeros(size, dtype=torch.float64))  # (T, H, S)
+    jacobians = jacobian_forward(states, torch.zeros(size, dtype=torch.float64))  # (T, H, S)
     return tuple(torch.linalg.matrix_norm(jacobians.detach(), ord=2).tolist())
 
 

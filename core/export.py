@@ -142,12 +142,15 @@ def handout(out: Path, page: str, seed: int = 0) -> Path:
             specs.append(fixed_size(figure_spec(page, name, settings)[1]))
             parts.append(f'<div class="chart" id="chart{len(specs) - 1}"></div>')
 
+    readers = getattr(page_info(page).core, "READINGS", {})
     for key, experiment in (w.get("experiments") or {}).items():
         if "title" in experiment:
             parts.append(f"<h2>{html.escape(experiment['title'])}</h2>")
         if "intro" in experiment:
             parts.append(f"<p>{_md(experiment['intro'])}</p>")
         charts(placed.pop(key, []))
+        if key in readers:
+            parts.append(readout_html(w, readers[key](settings)))
     charts([name for names in placed.values() for name in names])
     parts.append("<h2>Takeaways</h2><ul>" + "".join(f"<li>{_md(t)}</li>" for t in w["takeaways"]) + "</ul>")
     parts.append("<h2>References</h2><ul>" + "".join(
@@ -161,13 +164,25 @@ def handout(out: Path, page: str, seed: int = 0) -> Path:
         f"<title>{html.escape(w['title'])} · Gradient Lab</title>"
         "<style>body{font-family:system-ui,sans-serif;max-width:820px;margin:2em auto;padding:0 1em;line-height:1.5}"
         "blockquote{color:#555;border-left:3px solid #ccc;margin:0;padding-left:1em}.chart{margin:1em 0}"
-        "code{background:#f3f3f3;padding:0 .2em}.small{color:#777;font-size:.85em}</style>"
+        "code{background:#f3f3f3;padding:0 .2em}.small{color:#595959;font-size:.85em}"
+        ".warning{border-left:3px solid #D55E00;padding-left:.6em}.metrics{list-style:none;padding:0}</style>"
         f"<script>{script}</script></head><body>{''.join(parts)}<script>{embeds}</script></body></html>"
     )
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"{page}.html"
     path.write_text(document, encoding="utf-8")
     return path
+
+
+def readout_html(w, readout) -> str:
+    """An experiment's live numbers and the paragraphs that read them, as the page shows them."""
+    items = "".join(f"<li>{html.escape(w[f'metrics.{k}'])}: <strong>{html.escape(v)}</strong></li>"
+                    for k, v in readout.metrics.items())
+    out = f'<ul class="metrics">{items}</ul>' if items else ""
+    for reading in readout.readings:
+        tag = "p class=\"warning\"" if reading.tone == "warning" else "p"
+        out += f"<{tag}>{_md(w(reading.key, **reading.values))}</p>"
+    return out
 
 
 def _md(text: str) -> str:

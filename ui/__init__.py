@@ -31,6 +31,7 @@ from core import figures
 from core.controls import Control, defaults, find
 from core.export import to_svg
 from core.figures import Figure
+from core.readings import Readout
 from ui.cache import SPEC_ENTRIES, cached, run
 from ui.controls import presets_block, render
 
@@ -80,7 +81,9 @@ class Page:
     def __init__(self, name: str, controls: tuple[Control, ...] = (), figures: dict[str, Figure] | None = None):
         ensure_app_shell()
         self.name, self.table, self.words, self.figures = name, controls, words(name), figures or {}
-        self.presets: dict[str, dict] = getattr(importlib.import_module(f"core.{name}"), "PRESETS", {})
+        module = importlib.import_module(f"core.{name}")
+        self.presets: dict[str, dict] = getattr(module, "PRESETS", {})
+        self.readers: dict[str, Callable[..., Readout]] = getattr(module, "READINGS", {})
         self.seed = seed()
         self.present = presenting()
         # Every control's value as the page has drawn it so far (defaults until then), plus the seed:
@@ -163,6 +166,25 @@ class Page:
         """A row of live numbers: {label key under metrics.: formatted value}."""
         for column, (key, value) in zip(st.columns(len(items)), items.items()):
             column.metric(self.words[f"metrics.{key}"], value)
+
+    def readout(self, key: str) -> Readout:
+        """Experiment key's metrics and readings, chosen and filled in core (READINGS[key]) at the current settings.
+
+        The reader gets the page's own cached run, so it reuses what the figures computed.
+        """
+        readout = self.readers[key](dict(self.settings), run)
+        self.show(readout)
+        return readout
+
+    def show(self, readout: Readout) -> None:
+        if readout.metrics:
+            self.metrics(dict(readout.metrics))
+        for reading in readout.readings:
+            text = self.words(reading.key, **reading.values)
+            if reading.tone == "warning":
+                st.warning(text, icon=":material/warning:")
+            elif not self.present:
+                (st.caption if reading.tone == "note" else st.markdown)(text)
 
     def reading(self, key: str, **values: Any) -> None:
         if self.present:
