@@ -4,6 +4,9 @@ import streamlit as st
 
 from content import words
 from core.registry import PAGES
+from ui import server
+
+server.start()
 
 st.set_page_config(page_title="Gradient Lab", page_icon=":material/functions:", layout="wide")
 
@@ -17,4 +20,7 @@ with st.sidebar:
                     bind="query-params", help=APP["seed.help"])
     st.toggle(APP["present.label"], value=False, key="present", bind="query-params", help=APP["present.help"])
 
-current.run()
+try:
+    current.run()
+except Exception as error:  # st.stop and st.rerun are not Exceptions: they pass
+    server.failure(error)

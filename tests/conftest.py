@@ -4,6 +4,10 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+os.environ.setdefault("GRADIENT_LAB_WARM", "0")  # no background warming of the cache while tests run
+# AppTest runs pages in this process, experiments too; tests/test_workers.py and the browser tests (a real
+# server) hold the worker processes to the same results
+os.environ.setdefault("GRADIENT_LAB_WORKERS", "0")
 os.chdir(ROOT)  # AppTest resolves streamlit_app.py and pages/ against the working directory
 sys.path.insert(0, str(ROOT))
 logging.getLogger("streamlit").setLevel(logging.ERROR)

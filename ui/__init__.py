@@ -18,6 +18,7 @@ Everything with words takes them from content/<lang>/<page>.toml.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import inspect
 from collections.abc import Callable
@@ -32,8 +33,9 @@ from core.controls import Control, defaults, find
 from core.export import to_svg
 from core.figures import Figure
 from core.readings import Readout
-from ui.cache import SPEC_ENTRIES, cached, run
+from ui.cache import memo, run
 from ui.controls import presets_block, render
+from ui.workers import compute
 
 __all__ = ["Page", "run", "seed"]
 
@@ -47,14 +49,31 @@ def seed() -> int:
 
 
 def figure_spec(page: str, name: str, view: dict[str, Any]) -> dict:
-    """The Vega-Lite spec of a page's figure (validated once, then cached by the page)."""
-    figure = figures.registry(page)[name]
-    data = run(figure.data, **figure.arguments(view))
-    spec = figure.chart(data, figure.view(view)).to_dict()
-    # Fit the width, legend included; let the height grow around title and x-axis (Vega's "pad"). Left to
-    # Streamlit's fitting, a long y-axis title squeezed the plot to half and pushed the chart title out of view.
-    spec.setdefault("autosize", {"type": "fit-x", "contains": "padding"})
-    return spec
+    """The Vega-Lite spec of a page's figure, ready for st.vega_lite_chart, shared by every session.
+
+    Built in a worker from the cached data (core.worker.chart_spec); its data sets are then turned into Arrow
+    bytes once, as Streamlit would on every rerun, so a rerun that finds it here sends it as it is.
+    """
+    from streamlit import dataframe_util
+
+    from core import worker
+
+    def make() -> dict:
+        figure = figures.registry(page)[name]
+        data = run(figure.data, **figure.arguments(view))
+        spec = compute(worker.chart_spec, page, name, data, view)
+        if "datasets" in spec:
+            spec["datasets"] = {key: dataframe_util.convert_anything_to_arrow_bytes(values)
+                                for key, values in spec["datasets"].items()}
+        return spec
+
+    return memo(("figure_spec", page, name, tuple(sorted(view.items()))), make)
+
+
+@functools.cache
+def source(fn: Callable) -> str:
+    """The source of fn, read once: "Show the code" prints the code that runs."""
+    return inspect.getsource(fn)
 
 
 def ensure_app_shell() -> None:
@@ -143,14 +162,15 @@ class Page:
         """
         figure = self.figures[name]
         data = run(figure.data, **figure.arguments(self.settings))
-        spec = cached(figure_spec, SPEC_ENTRIES)(self.name, name, dict(figure.view(self.settings)))
+        view = dict(figure.view(self.settings))
+        spec = figure_spec(self.name, name, view)
         if self.present:
             spec = {**spec, "height": PRESENT_HEIGHT}
         st.vega_lite_chart(spec=spec, width="stretch", key=f"{self.name}_{name}_chart")
-        self.download(data, name, spec)
+        self.download(data, name, view)
         return data
 
-    def download(self, data: pd.DataFrame, name: str, spec: dict) -> None:
+    def download(self, data: pd.DataFrame, name: str, view: dict[str, Any]) -> None:
         """The chart's data as CSV and the figure as SVG, both made only when clicked."""
         if self.present:
             return
@@ -159,8 +179,15 @@ class Page:
                 APP["chart.download_csv"], data=lambda: data.to_csv(index=False), file_name=f"{self.name}_{name}.csv",
                 mime="text/csv", on_click="ignore", key=f"{self.name}_{name}_csv", icon=":material/download:")
             st.download_button(
-                APP["chart.download_svg"], data=lambda: to_svg(spec), file_name=f"{self.name}_{name}.svg",
-                mime="image/svg+xml", on_click="ignore", key=f"{self.name}_{name}_svg", icon=":material/image:")
+                APP["chart.download_svg"], data=lambda: to_svg(self.svg_spec(name, data, view)),
+                file_name=f"{self.name}_{name}.svg", mime="image/svg+xml", on_click="ignore",
+                key=f"{self.name}_{name}_svg", icon=":material/image:")
+
+    def svg_spec(self, name: str, data: pd.DataFrame, view: dict[str, Any]) -> dict:
+        from core import worker
+
+        spec = worker.chart_spec(self.name, name, data, view)
+        return {**spec, "height": PRESENT_HEIGHT} if self.present else spec
 
     def metrics(self, items: dict[str, str]) -> None:
         """A row of live numbers: {label key under metrics.: formatted value}."""
@@ -214,7 +241,7 @@ class Page:
         st.caption(APP["code.caption"])
         for fn in functions:
             with st.expander(f"`{fn.__module__}.{fn.__qualname__}`"):
-                st.code(inspect.getsource(fn), language="python")
+                st.code(source(fn), language="python")
 
     # 7. Takeaways and references
     def takeaways(self) -> None:

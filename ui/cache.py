@@ -1,28 +1,102 @@
-"""Bounded caching of core experiments: a hosted demo runs for weeks (DESIGN rule 7).
+"""One bounded cache of core results, shared by every session of the server (DESIGN rule 7).
 
-Each core function gets its own st.cache_data wrapper, made once, so one page's sweeps never evict
-another page's results and every cache stays bounded.
+A class opens the same link: thirty sessions ask for the same experiments at the same settings within seconds.
+Each result is computed once (a second session asking while the first computes waits for that computation
+instead of starting its own), kept while it is used, and handed to every session as the same object: core
+results are never changed in place (pandas copies on write), so nothing is copied or pickled on a hit, which
+st.cache_data does on every one.
+
+The cache is bounded twice, by entries and by bytes (each result's pickled size), least recently used first,
+so a demo that runs for weeks holds at most MAX_BYTES. A miss is computed by ui.workers, in a worker process.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import pickle
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
+from concurrent.futures import Future
 from typing import Any
 
-import streamlit as st
+from ui import workers
 
-MAX_ENTRIES = 32  # per function; a few hundred KB each at most
-SPEC_ENTRIES = 512  # figure specs: every figure of every page shares core.figures.spec; ~50 KB each
-_wrapped: dict[Callable, Callable] = {}
+MAX_ENTRIES = 4096
+MAX_BYTES = 192 * 2**20  # results and chart specs together: a few hundred KB at most each
+
+
+class SharedCache:
+    def __init__(self, max_entries: int = MAX_ENTRIES, max_bytes: int = MAX_BYTES):
+        self.max_entries, self.max_bytes = max_entries, max_bytes
+        self._entries: OrderedDict[Hashable, tuple[Any, int]] = OrderedDict()
+        self._pending: dict[Hashable, Future] = {}
+        self._lock = threading.Lock()
+        self.bytes = self.hits = self.misses = 0
+
+    def get(self, key: Hashable, make: Callable[[], Any]) -> Any:
+        """The value at key, made by make() once however many sessions ask at the same time."""
+        with self._lock:
+            if key in self._entries:
+                self._entries.move_to_end(key)
+                self.hits += 1
+                return self._entries[key][0]
+            pending = self._pending.get(key)
+            if pending is None:
+                self.misses += 1
+                mine = self._pending[key] = Future()
+        if pending is not None:
+            return pending.result()  # its maker's exception, if it failed, is this session's too
+        try:
+            value = make()
+        except BaseException as error:
+            with self._lock:
+                del self._pending[key]
+            mine.set_exception(error)
+            raise
+        self._store(key, value)
+        with self._lock:
+            del self._pending[key]
+        mine.set_result(value)
+        return value
+
+    def _store(self, key: Hashable, value: Any) -> None:
+        try:
+            size = len(pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL))
+        except Exception:  # noqa: BLE001 - an unpicklable value is kept, counted at a nominal size
+            size = 64 * 1024
+        with self._lock:
+            self._entries[key] = (value, size)
+            self.bytes += size
+            while self._entries and (len(self._entries) > self.max_entries or self.bytes > self.max_bytes):
+                _, (_, dropped) = self._entries.popitem(last=False)
+                self.bytes -= dropped
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+            self.bytes = 0
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+CACHE = SharedCache()
+
+
+def key_of(fn: Callable, args: tuple, kwargs: dict) -> Hashable:
+    key = (fn.__module__, fn.__qualname__, args, tuple(sorted(kwargs.items())))
+    try:
+        hash(key)
+    except TypeError:  # a list or dict among the arguments: its printed form is as exact, for plain values
+        key = (fn.__module__, fn.__qualname__, repr(args), repr(sorted(kwargs.items())))
+    return key
 
 
 def run(fn: Callable, *args: Any, **kwargs: Any) -> Any:
-    """fn(*args, **kwargs), cached by its arguments; core functions are deterministic given their seed."""
-    return cached(fn)(*args, **kwargs)
+    """fn(*args, **kwargs), shared and bounded; core functions are deterministic given their seed."""
+    return CACHE.get(key_of(fn, args, kwargs), lambda: workers.compute(fn, *args, **kwargs))
 
 
-def cached(fn: Callable, max_entries: int = MAX_ENTRIES) -> Callable:
-    """fn wrapped once in a bounded st.cache_data (the first call's bound stays)."""
-    if fn not in _wrapped:
-        _wrapped[fn] = st.cache_data(fn, max_entries=max_entries, show_spinner=False)
-    return _wrapped[fn]
+def memo(key: Hashable, make: Callable[[], Any]) -> Any:
+    """A value of the app's own (a chart spec ready to send, say) in the same shared, bounded cache."""
+    return CACHE.get(key, make)

@@ -1,0 +1,32 @@
+"""What a worker process of the app holds: every concept's experiments and charts, imported once.
+
+ui/workers.py runs core functions in processes forked from a server that imported this module, so each worker
+starts with torch, pandas, Altair and every page's core ready (shared, copy-on-write) and pays no import.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+import pandas as pd
+
+from core.figures import _Declared, registry
+from core.registry import PAGES
+
+for _info in PAGES:
+    importlib.import_module(f"core.{_info.name}")
+    importlib.import_module(f"core.charts.{_info.name}")
+
+
+def chart_spec(page: str, name: str, data: pd.DataFrame, view: dict[str, Any]) -> dict:
+    """FIGURES[name]'s Vega-Lite spec for data at view, as the page draws it.
+
+    Not validated against the Vega-Lite schema here: that costs more than most experiments, and every figure's
+    spec is validated by the tests and the export (core.figures.spec) at every preset.
+    """
+    spec = registry(page)[name].chart(data, _Declared(view)).to_dict(validate=False)
+    # Fit the width, legend included; let the height grow around title and x-axis (Vega's "pad"). Left to
+    # Streamlit's fitting, a long y-axis title squeezed the plot to half and pushed the chart title out of view.
+    spec.setdefault("autosize", {"type": "fit-x", "contains": "padding"})
+    return spec

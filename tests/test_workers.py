@@ -1,0 +1,116 @@
+"""The worker processes (ui/workers.py) and the shared cache (ui/cache.py): same numbers, one computation per
+key however many sessions ask, and a crash that is one job's error, never the server's."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+
+import pandas as pd
+import pytest
+
+from core import export
+from core.figures import registry
+from tests import workers_jobs
+from ui import cache, workers
+
+
+@pytest.fixture(scope="module")
+def pool():
+    p = workers.Pool(1)
+    yield p
+    p.shutdown()
+
+
+def test_a_figure_computed_in_a_worker_is_bit_identical_to_one_computed_here(pool):
+    for page in ("loss_scaling", "explosion", "accumulation"):
+        settings = export.settings_for(page, None, seed=5)
+        for name, figure in registry(page).items():
+            here = figure.data(**figure.arguments(settings))
+            there = pool.call(figure.data, **figure.arguments(settings))
+            pd.testing.assert_frame_equal(there, here, check_exact=True, obj=f"{page}/{name}")
+
+
+def test_the_worker_is_another_process(pool):
+    assert pool.call(workers_jobs.pid) != os.getpid()
+
+
+def test_an_exception_in_a_job_reaches_the_caller_and_the_worker_lives_on(pool):
+    before = pool.call(workers_jobs.pid)
+    with pytest.raises(ValueError, match="bad settings"):
+        pool.call(workers_jobs.fail, "bad settings")
+    assert pool.call(workers_jobs.pid) == before
+
+
+def test_a_crashing_job_is_its_own_error_and_the_next_job_runs(pool):
+    with pytest.raises(workers.WorkerFailed, match="crash"):
+        pool.call(workers_jobs.crash)
+    settings = export.settings_for("reduction", None)
+    figure = registry("reduction")["norms"]
+    assert len(pool.call(figure.data, **figure.arguments(settings))) > 0  # a new worker took over
+
+
+def test_a_crash_does_not_fail_other_sessions_jobs_running_beside_it():
+    p = workers.Pool(2)
+    try:
+        results, errors = [], []
+
+        def other() -> None:
+            try:
+                for _ in range(5):
+                    results.append(p.call(time.sleep, 0.05))
+            except Exception as error:  # noqa: BLE001
+                errors.append(error)
+
+        thread = threading.Thread(target=other)
+        thread.start()
+        with pytest.raises(workers.WorkerFailed):
+            p.call(workers_jobs.crash)
+        thread.join()
+        assert errors == [] and len(results) == 5  # the other session's jobs were retried on the new pool
+    finally:
+        p.shutdown()
+
+
+def test_the_cache_makes_each_value_once_however_many_ask_at_once():
+    shared = cache.SharedCache()
+    calls = []
+
+    def make():
+        calls.append(1)
+        time.sleep(0.2)
+        return {"value": 42}
+
+    got = []
+    threads = [threading.Thread(target=lambda: got.append(shared.get("k", make))) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(calls) == 1 and len(got) == 8 and all(g is got[0] for g in got)
+
+
+def test_a_failed_computation_is_not_cached_and_is_every_waiters_error():
+    shared = cache.SharedCache()
+    with pytest.raises(ValueError):
+        shared.get("k", lambda: workers_jobs.fail("no"))
+    assert len(shared) == 0
+    assert shared.get("k", lambda: 7) == 7
+
+
+def test_the_cache_stays_within_its_bounds():
+    shared = cache.SharedCache(max_entries=10, max_bytes=50_000)
+    for i in range(100):
+        shared.get(i, lambda: b"x" * 4_000)
+    assert len(shared) <= 10 and shared.bytes <= 50_000
+    assert 99 in shared._entries and 0 not in shared._entries  # least recently used go first
+
+
+def test_workers_setting():
+    assert workers.configured_workers() >= 0
+    os.environ["GRADIENT_LAB_WORKERS"] = "3"
+    try:
+        assert workers.configured_workers() == 3
+    finally:
+        os.environ["GRADIENT_LAB_WORKERS"] = "0"

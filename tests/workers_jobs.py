@@ -1,0 +1,19 @@
+"""Jobs for tests/test_workers.py, importable by a worker process (a test module's functions are not)."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+
+def crash() -> None:
+    """Die as native code dies: the worker process ends on SIGSEGV."""
+    os.kill(os.getpid(), signal.SIGSEGV)
+
+
+def fail(message: str) -> None:
+    raise ValueError(message)
+
+
+def pid() -> int:
+    return os.getpid()
