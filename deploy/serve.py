@@ -172,7 +172,8 @@ def _end(process: subprocess.Popen, sig: signal.Signals | None, timeout: float) 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--replicas", type=int, default=0, help="replicas to run; 0: one per usable core")
+    parser.add_argument("--replicas", type=int, default=int(os.environ.get("REPLICAS") or 0),
+                        help="replicas to run (default: $REPLICAS); 0: one per usable core")
     parser.add_argument("--port", type=int, default=8080, help="nginx's port; the replicas take the next ones")
     parser.add_argument("--listen", default="127.0.0.1", help="nginx's address (0.0.0.0 in a container)")
     parser.add_argument("--workdir", type=Path, default=ROOT / "artifacts" / "serve",
