@@ -1,4 +1,5 @@
 """Two replicas behind nginx (deploy/serve.py): every session stays on one replica, and downloads work.
+And the image that runs the same setup: what of its Dockerfile can be checked without a Docker engine.
 
 Sessions are driven at the protocol level, as Streamlit's frontend talks to the server: an HTTP page load
 that keeps its cookies, then the websocket /_stcore/stream (subprotocol "streamlit") with the same cookies,
@@ -13,7 +14,10 @@ from __future__ import annotations
 
 import contextlib
 import http.client
+import json
 import os
+import re
+import shlex
 import socket
 import time
 import uuid
@@ -28,6 +32,7 @@ from websockets.sync.client import connect
 from core import export
 from core.figures import spec as figure_spec
 from deploy.serve import Cluster, find_nginx
+from tests.helpers import ROOT
 
 REQUIRED = "1" in (os.environ.get("GRADIENT_LAB_REQUIRE_NGINX"), os.environ.get("GRADIENT_LAB_REQUIRE_BROWSER"))
 AFFINITY = "gradient_lab_affinity"
@@ -219,3 +224,44 @@ def test_a_session_and_its_download_stay_on_its_replica_and_a_reconnect_resumes_
         assert ws.response.headers["X-Upstream"] == replica_a
         a.run(ws)
         assert a.session_id != session
+
+
+def dockerfile() -> list[tuple[str, str]]:
+    """The Dockerfile's instructions, continuation lines joined: (INSTRUCTION, arguments)."""
+    text = re.sub(r"\\\n", " ", (ROOT / "Dockerfile").read_text())
+    lines = [line.strip() for line in text.splitlines()]
+    return [(line.split(None, 1)[0].upper(), line.split(None, 1)[1]) for line in lines
+            if line and not line.startswith("#")]
+
+
+def test_the_image_installs_the_cpu_build_of_requirements_torch_then_requirements():
+    pin = re.search(r"^torch==(\S+)", (ROOT / "requirements.txt").read_text(), re.MULTILINE).group(1)
+    commands = [part.strip() for name, args in dockerfile() if name == "RUN" for part in args.split("&&")]
+    torch = [c for c in commands if re.match(r"pip install .*\btorch\b", c)]
+    assert len(torch) == 1
+    words = shlex.split(torch[0])
+    assert f"torch=={pin}" in words
+    assert words[words.index("--index-url") + 1] == "https://download.pytorch.org/whl/cpu"
+    requirements = commands.index("pip install -r requirements.txt")
+    assert commands.index(torch[0]) < requirements  # then requirements.txt finds torch satisfied
+    assert any(re.match(r"apt-get install .*\bnginx\b", c) for c in commands)
+    assert dockerfile()[0][0] == "FROM" and dockerfile()[0][1].startswith("python:3.11")
+
+
+def test_the_image_serves_on_its_exposed_port_as_a_user_that_is_not_root():
+    instructions = dockerfile()
+    exposed = [args for name, args in instructions if name == "EXPOSE"]
+    assert exposed == ["8501"]
+    command = [word for name, args in instructions if name == "CMD" for word in json.loads(args)]  # exec form
+    assert command[:2] == ["python", "deploy/serve.py"]
+    assert command[command.index("--port") + 1] == "8501" and command[command.index("--listen") + 1] == "0.0.0.0"
+    users = [args for name, args in instructions if name == "USER"]
+    assert users and users[-1] not in ("root", "0")
+    names = [name for name, _ in instructions]
+    assert len(names) - 1 - names[::-1].index("USER") < names.index("CMD")  # the server starts as that user
+
+
+def test_the_build_context_leaves_out_the_virtualenv_history_and_run_output():
+    patterns = {line.strip().strip("/") for line in (ROOT / ".dockerignore").read_text().splitlines()
+                if line.strip() and not line.startswith("#")}
+    assert {".venv", ".git", "artifacts", "figures"} <= patterns
