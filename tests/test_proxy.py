@@ -21,6 +21,7 @@ import shlex
 import socket
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from http.cookies import SimpleCookie
 from urllib.parse import urlsplit
 
@@ -191,6 +192,15 @@ def test_a_session_and_its_download_stay_on_its_replica_and_a_reconnect_resumes_
     (a, replica_a), (b, replica_b) = next(iter(first.items())), next(iter(second.items()))
     assert replica_a != replica_b
 
+    def open_b() -> str:
+        """Session B on the other replica, at the same time as A: each replica's first run is a cold start."""
+        with b.websocket() as ws:
+            assert ws.response.headers["X-Upstream"] == replica_b
+            b.run(ws)
+            return b.session_id
+
+    first_b = ThreadPoolExecutor(1).submit(open_b)
+
     # Session A on its replica: the websocket lands where its page load did, the page draws its download
     # buttons, and a click's file is served by that replica with that session's cookie.
     with a.websocket() as ws:
@@ -207,12 +217,9 @@ def test_a_session_and_its_download_stay_on_its_replica_and_a_reconnect_resumes_
         # The same address from a browser held by the other replica: that replica never had the file.
         assert b.get(urlsplit(url).path)[:2] == (404, replica_b)
 
-    # Session B on the other replica; its websocket drops, and the reconnect, naming the session as the
-    # frontend does, reaches the same replica, which resumes that very session.
-    with b.websocket() as ws:
-        assert ws.response.headers["X-Upstream"] == replica_b
-        b.run(ws)
-        session = b.session_id
+    # Session B's websocket dropped; the reconnect, naming the session as the frontend does, reaches the
+    # same replica, which resumes that very session.
+    session = first_b.result(timeout=2 * RUN_TIMEOUT)
     with b.websocket() as ws:
         assert ws.response.headers["X-Upstream"] == replica_b
         b.run(ws)
