@@ -186,6 +186,8 @@ def main(argv: list[str] | None = None) -> int:
 
     def ask_to_stop(signum: int, frame: object) -> None:
         stopping.append(True)
+        if cluster.nginx is None:  # still starting: abandon the start, which stops what it started
+            raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, ask_to_stop)
     signal.signal(signal.SIGINT, ask_to_stop)
@@ -196,6 +198,9 @@ def main(argv: list[str] | None = None) -> int:
     except RuntimeError as error:
         print(f"serve: {error}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print("serve: stopped while starting", file=sys.stderr)
+        return 130
     print(f"serve: {replicas} replica(s) behind nginx at {cluster.url}  (Ctrl-C stops all)", flush=True)
     try:
         status = cluster.watch(stopping)
