@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 8501
 
-.PHONY: run test lint bench clean screenshot figures handouts
+.PHONY: run test lint bench clean screenshot figures handouts serve
 
 # The venv is rebuilt only when a requirements file changes: the stamp files make both commands quick
 # when nothing changed.
@@ -22,6 +22,10 @@ $(VENV)/.installed-dev: requirements-dev.txt $(VENV)/.installed
 
 run: $(VENV)/.installed
 	$(BIN)/streamlit run streamlit_app.py --server.port $(PORT)
+
+# A lecture hall: REPLICAS copies of the app (unset: one per core) behind nginx on PORT, with session affinity.
+serve: $(VENV)/.installed
+	$(BIN)/python deploy/serve.py --replicas $(or $(REPLICAS),0) --port $(PORT)
 
 test: $(VENV)/.installed-dev
 	$(BIN)/ruff check .
