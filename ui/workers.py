@@ -16,20 +16,19 @@ GRADIENT_LAB_WORKERS sets the number of worker processes (default: one fewer tha
 
 from __future__ import annotations
 
+import io
 import logging
-import multiprocessing
 import os
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from multiprocessing import context, forkserver, popen_forkserver, reduction, spawn, util
 from typing import Any
 
 _LOG = logging.getLogger(__name__)
 TIMEOUT = 120.0  # seconds a session waits for one job before it gets a note instead
-# What the fork server imports once, for every worker it forks. "__main__" (streamlit's own command, under
-# `streamlit run`) is among them so that a worker finds it already there instead of running it again.
-PRELOAD = ["__main__", "core.worker"]
+PRELOAD = ["core.worker"]  # what the fork server imports once, for every worker it forks
 
 
 class WorkerFailed(RuntimeError):
@@ -46,6 +45,44 @@ def configured_workers() -> int:
     return max(1, (os.cpu_count() or 2) - 1)
 
 
+class _Popen(popen_forkserver.Popen):
+    """The fork server's Popen, without the instruction to run the parent's __main__ again in the child.
+
+    multiprocessing makes a new process import the parent's main script. Under `streamlit run`, the __main__
+    of a running session is the app's own script (Streamlit sets it so for the script's run), and running it in
+    a worker would start the app there. A worker needs core alone, which the fork server has imported. The rest
+    is popen_forkserver.Popen._launch as it is.
+    """
+
+    def _launch(self, process_obj):
+        prep_data = spawn.get_preparation_data(process_obj._name)
+        prep_data.pop("init_main_from_path", None)
+        prep_data.pop("init_main_from_name", None)
+        buf = io.BytesIO()
+        context.set_spawning_popen(self)
+        try:
+            reduction.dump(prep_data, buf)
+            reduction.dump(process_obj, buf)
+        finally:
+            context.set_spawning_popen(None)
+        self.sentinel, w = forkserver.connect_to_new_process(self._fds)
+        _parent_w = os.dup(w)
+        self.finalizer = util.Finalize(self, util.close_fds, (_parent_w, self.sentinel))
+        with open(w, "wb", closefd=True) as f:
+            f.write(buf.getbuffer())
+        self.pid = forkserver.read_signed(self.sentinel)
+
+
+class _Process(context.ForkServerProcess):
+    @staticmethod
+    def _Popen(process_obj):
+        return _Popen(process_obj)
+
+
+class _Context(context.ForkServerContext):
+    Process = _Process
+
+
 class Pool:
     """A ProcessPoolExecutor that is made on first use and made anew when one of its workers dies."""
 
@@ -57,9 +94,9 @@ class Pool:
     def _get(self) -> ProcessPoolExecutor:
         with self._lock:
             if self._executor is None:
-                context = multiprocessing.get_context("forkserver")
-                context.set_forkserver_preload(PRELOAD)
-                self._executor = ProcessPoolExecutor(self.workers, mp_context=context)
+                mp_context = _Context()
+                mp_context.set_forkserver_preload(PRELOAD)
+                self._executor = ProcessPoolExecutor(self.workers, mp_context=mp_context)
             return self._executor
 
     def _replace(self, broken: ProcessPoolExecutor) -> None:
