@@ -233,8 +233,9 @@ def batchnorm_sweep(*, batch_size: int = BATCH_SIZE, seed: int = 0) -> pd.DataFr
     For every micro-batch size that divides the batch, global_count accumulation against one backward, with and
     without a BatchNorm1d after the first layer. Columns: micro_batch_size, micro_batches, model, error,
     running_moved (how far BatchNorm's running_mean moved from its start over the accumulated pass, as a multiple
-    of how far one full-batch pass moves it; 0 without BN), updates (times running_mean was updated). BatchNorm
-    cannot train on micro-batches of one: torch raises a ValueError, and that size is left out for it.
+    of how far one full-batch pass moves it; 0 without BN), updates (times running_mean was updated). BatchNorm1d
+    on (N, C) input cannot train on micro-batches of one (one value per channel: torch raises a ValueError), and
+    that size is left out for it; other layouts can (core/accumulation_batchnorm.py).
     """
     rows = []
     x, y = regression_data(batch_size, 4, seed=seed)  # (B, 4), (B, 1)
