@@ -5,8 +5,10 @@ Concept: `loss.backward()` adds each new gradient to `p.grad`; it never replaces
 micro-batches and the sum is the big batch's gradient, but only when each micro-batch loss carries
 the right weight (1/k for equal micro-batches, 1/N per item always), when no layer (BatchNorm) sees
 the batch as a whole, and when the tokens of variable-length sequences are counted across the whole
-accumulated batch. Forgetting zero_grad(), the recipe and the memory measurement live in
-core/accumulation_zero_grad.py, core/accumulation_recipe.py and core/accumulation_memory.py.
+accumulated batch. Forgetting zero_grad(), the recipe, the memory measurement, clipping and the scheduler under
+accumulation, and BatchNorm on one example live in core/accumulation_zero_grad.py, core/accumulation_recipe.py,
+core/accumulation_memory.py, core/accumulation_clipping.py and core/accumulation_batchnorm.py; the page's readings
+in core/accumulation_readings.py.
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ CONTROLS = (
     Control("normalization", "select", default="divide_by_steps", options=NORMALIZATIONS),  # the common recipe
     Control("spread", "int", default=DEFAULT_SPREAD, lo=0, hi=MEAN_LENGTH - 1),  # 0: equal lengths, no bug
     Control("memory_k", "select", default="8", options=MEMORY_KS),  # 1024 examples in 8 micro-batches of 128
+    Control("max_norm", "float", default=0.3, lo=0.05, hi=3.0, step=0.05),  # below the start norm 1.7: clipping acts
 )
 
 # Teaching moments, each a named setting of the controls above (labels in content/en/accumulation.toml).
@@ -230,8 +233,9 @@ def batchnorm_sweep(*, batch_size: int = BATCH_SIZE, seed: int = 0) -> pd.DataFr
     For every micro-batch size that divides the batch, global_count accumulation against one backward, with and
     without a BatchNorm1d after the first layer. Columns: micro_batch_size, micro_batches, model, error,
     running_moved (how far BatchNorm's running_mean moved from its start over the accumulated pass, as a multiple
-    of how far one full-batch pass moves it; 0 without BN), updates (times running_mean was updated). BatchNorm
-    cannot train on micro-batches of one: torch raises a ValueError, and that size is left out for it.
+    of how far one full-batch pass moves it; 0 without BN), updates (times running_mean was updated). BatchNorm1d
+    on (N, C) input cannot train on micro-batches of one (one value per channel: torch raises a ValueError), and
+    that size is left out for it; other layouts can (core/accumulation_batchnorm.py).
     """
     rows = []
     x, y = regression_data(batch_size, 4, seed=seed)  # (B, 4), (B, 1)
@@ -260,3 +264,6 @@ def batchnorm_sweep(*, batch_size: int = BATCH_SIZE, seed: int = 0) -> pd.DataFr
                          "error": ((grads[1] - grads[0]).norm() / grads[0].norm()).item(),
                          "running_moved": running, "updates": updates})
     return pd.DataFrame(rows)
+
+
+from core.accumulation_readings import READINGS  # noqa: E402, F401  (each experiment's words, chosen in core)

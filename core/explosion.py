@@ -7,7 +7,8 @@ singular value); a saturating activation can only lower it, since |tanh'| <= 1 a
 Clipping acts after the fact and only ever shrinks: clip_grad_norm_ rescales all gradients together by
 one factor, clip_grad_value_ clamps each entry and so turns the direction.
 
-The training experiments (clipping, surviving a non-finite step) live in core/explosion_training.py.
+The training experiments (clipping, surviving a non-finite step) live in core/explosion_training.py, residual
+connections in core/explosion_residual.py, the page's readings in core/explosion_readings.py.
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ def jacobian_forward(f, x: torch.Tensor) -> torch.Tensor:
 WIDTH, BATCH = 64, 32
 XAVIER_GAIN = math.sqrt(2 / (WIDTH + WIDTH)) * math.sqrt(WIDTH)  # xavier_normal_: std = sqrt(2 / (fan_in + fan_out))
 HE_GAIN = nn.init.calculate_gain("relu")  # kaiming_normal_: std = sqrt(2) / sqrt(fan_in)
+TANH_GAIN = nn.init.calculate_gain("tanh")  # 5/3: PyTorch's recommendation, not where tanh's signal is level
 SWEEP_GAINS = tuple(0.25 * k for k in range(1, 13))  # 0.25 .. 3.0, the slider's range
 # The recurrent nets: 16 units, 4 input features, one input sequence drawn at the longest length so that
 # a shorter run sees the same first steps.
@@ -76,7 +78,7 @@ CONTROLS = (
 
 PRESETS = {
     "he_relu": {"activation": "relu", "init_gain": 1.41},  # He's sqrt(2), to the slider's step
-    "tanh_saturated": {"activation": "tanh", "init_gain": 3.0, "depth": 50},  # weight gradients spread by decades
+    "tanh_saturated": {"activation": "tanh", "init_gain": 3.0, "depth": 50},  # saturated, and still ~1.37x per layer
     "sigmoid_vanishes": {"activation": "sigmoid", "init_gain": 1.0},  # |sigmoid'| <= 1/4 per layer
     "rnn_tanh_above_one": {"nonlinearity": "tanh", "spectral_radius": 1.5},  # necessary for explosion, not enough
 }
@@ -331,3 +333,6 @@ def pascanu_condition(spectral_radius: float, nonlinearity: str, *, hidden: int 
     w, *_ = recurrent_problem(spectral_radius, hidden=hidden, seed=seed)
     sigma, inverse_gamma = torch.linalg.matrix_norm(w, ord=2).item(), 1.0
     return {"sigma_max": sigma, "inverse_gamma": inverse_gamma, "vanishing_guaranteed": sigma < inverse_gamma}
+
+
+from core.explosion_readings import READINGS  # noqa: E402, F401  (each experiment's words, chosen in core)

@@ -171,3 +171,21 @@ def surviving_runs(*, steps: int = 60, seed: int = 0) -> Survival:
             break
         optimizer.step()
     return Survival(pd.DataFrame(curves), error_step, error)
+
+
+def poisoned_step(seed: int = 0) -> dict:
+    """The corrupt batch itself, from the start weights: its loss is finite, only its gradients are NaN.
+
+    The infinite feature reaches a first-layer unit as ±inf, tanh(±inf) = ±1, so every output and the loss stay
+    finite. Backward multiplies tanh'(±inf) = 0 by the infinite input, 0 · inf = NaN: the gradients of the
+    first-layer weights that multiply the bad feature are NaN, and one SGD step spreads NaN from there into every
+    output. A guard on torch.isfinite(loss) lets this batch through.
+    Returns the batch loss, whether it is finite, and how many of the gradient entries are not finite.
+    """
+    model, _, _ = reference_problem(seed)
+    x, y = poisoned_batches(POISON_STEP + 1, seed)[POISON_STEP]
+    loss = nn.MSELoss()(model(x), y)
+    loss.backward()
+    grads = torch.cat([p.grad.flatten() for p in model.parameters()])
+    return {"batch_loss": loss.item(), "loss_finite": bool(torch.isfinite(loss).item()),
+            "nonfinite_grads": int((~torch.isfinite(grads)).sum().item()), "n_params": grads.numel()}

@@ -397,28 +397,3 @@ def test_core_does_not_import_streamlit():
             "print(any(m.startswith('streamlit') for m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
     assert out.stdout.strip() == "False"
-
-
-def test_every_template_formats_with_the_numbers_the_page_passes():
-    # every reading, including the ones only some settings select, and every misconception's evidence
-    from content import words
-
-    d = sm.depth_summary(ex.layer_gradient_norms(20, activation="tanh", init_gain=1.5), 1.5)
-    sw = sm.sweep_summary(ex.gain_sweep(5))
-    t = sm.time_summary(ex.time_comparison(30, 1.1, nonlinearity="tanh"), 1.1, "tanh", 1.1)
-    runs = ex.clipping_runs(0.25, lr=1.0, steps=20)
-    c = sm.clipping_summary(runs, 0.25, tr.N_PARAMETERS)
-    values = {**d, **sw, **t, **c, **sm.direction_summary(ex.clip_2d(0.9, 0.3, 0.25), 0.25),
-              **sm.survival_summary(ex.surviving_runs()),
-              **sm.saturation_summary(ex.activation_comparison(5, init_gain=1.5)),
-              **sm.clip_layers_summary(ex.clip_each_layer(5, 0.25, activation="tanh", init_gain=1.5),
-                                       ex.clip_each_layer(5, 0.25, activation="sigmoid", init_gain=1.5)),
-              **sm.single_sample_summary(ex.single_sample_gradients(5, activation="tanh", init_gain=1.5)),
-              "lr": 1.0, "thr": 0.25, "step_cap": 0.25, "none": "x", "norm": "x", "value": "x", "clip_note": "",
-              "inside": "", "gain": 1.5, "depth": 5, "linear_cross": "1.00", "relu_cross": "1.41", "tanh_cross": "1.2"}
-    w = words("explosion")
-    for key, experiment in w["experiments"].items():
-        if "reading" in experiment:
-            assert "{" not in w(f"experiments.{key}.reading", **values), key
-    for item in w["misconceptions"]:
-        assert "{" not in item["evidence"].format(**values)

@@ -8,6 +8,7 @@ import altair as alt
 import pandas as pd
 
 import core.accumulation as core
+from core.accumulation_clipping import CLIP_RUNS, clip_accumulation_runs
 from core.accumulation_memory import EFFECTIVE_BATCH, PARTS
 from core.accumulation_recipe import ABSENT, APPLIED, NEVER
 from core.charts import COLORS, HEIGHT, OKABE_ITO, WIDTH, chartable, vertical_marker
@@ -199,6 +200,29 @@ def memory_chart(sweep: pd.DataFrame, k: int) -> alt.Chart:
         width=WIDTH, height=HEIGHT)
 
 
+CLIP_COLORS = dict(zip(CLIP_RUNS, (COLORS["sgd"], OKABE_ITO["green"], OKABE_ITO["orange"], OKABE_ITO["vermillion"])))
+
+
+def clip_schedule_chart(runs: pd.DataFrame, column: str, title: str, y_title: str, log: bool) -> alt.Chart:
+    """Per optimizer step, one line per way of clipping and scheduling; dashed for the one-batch reference."""
+    data = chartable(runs)
+    if log:
+        data = data.assign(shown=lambda d: d[column].clip(lower=FLOOR))
+        y = _log_y("shown", y_title)
+    else:
+        data = data.assign(shown=data[column])
+        y = alt.Y("shown:Q", title=y_title)
+    return alt.Chart(data).mark_line(point=alt.OverlayMarkDef(size=18)).encode(
+        x=alt.X("step:Q", title="optimizer step"), y=y,
+        color=alt.Color("run:N", title=None, legend=alt.Legend(orient="right", labelLimit=300),
+                        scale=alt.Scale(domain=list(CLIP_COLORS), range=list(CLIP_COLORS.values()))),
+        strokeDash=alt.StrokeDash("run:N", legend=None, scale=alt.Scale(
+            domain=list(CLIP_COLORS), range=[[6, 4], [1, 0], [1, 0], [1, 0]])),
+        tooltip=["run:N", "step:Q", alt.Tooltip("loss:Q", format=".5g"), alt.Tooltip("lr:Q", format=".4g"),
+                 alt.Tooltip("grad_norm:Q", format=".4g", title="‖applied gradient‖"), "clipped:N"],
+    ).properties(title=title, width=WIDTH, height=HEIGHT)
+
+
 # The page's figures, by name: what the page draws and what the export writes (core/figures.py). The data functions
 # are memoised by their arguments (bounded), so a chart redrawn for a marker does not recompute its experiment.
 @functools.lru_cache(maxsize=16)
@@ -241,6 +265,11 @@ def _memory(seed: int) -> pd.DataFrame:
     return core.memory_sweep(seed=seed)
 
 
+@functools.lru_cache(maxsize=16)
+def _clip_schedule(micro_batches: int, max_norm: float, seed: int) -> pd.DataFrame:
+    return clip_accumulation_runs(micro_batches, max_norm, seed=seed)
+
+
 FIGURES: dict[str, Figure] = {
     "zero_grad_loss": Figure(("lr", "seed"), _zero_grad, lambda df, s: zero_grad_loss_chart(df),
                              experiment="zero_grad"),
@@ -257,4 +286,10 @@ FIGURES: dict[str, Figure] = {
                      "tokens"),
     "batchnorm": Figure(("seed",), _batchnorm, lambda df, s: batchnorm_chart(df), experiment="batchnorm"),
     "memory": Figure(("seed",), _memory, lambda df, s: memory_chart(df, int(s["memory_k"])), ("memory_k",), "memory"),
+    "clip_schedule_loss": Figure(("micro_batches", "max_norm", "seed"), _clip_schedule, lambda df, s: (
+        clip_schedule_chart(df, "loss", "Clip and schedule once per optimizer step, and the one batch is matched",
+                            "full-batch loss (MSE)", True)), experiment="clip_schedule"),
+    "clip_schedule_lr": Figure(("micro_batches", "max_norm", "seed"), _clip_schedule, lambda df, s: (
+        clip_schedule_chart(df, "lr", "LinearLR stepped per micro-batch reaches 0 k times too soon", "learning rate",
+                            False)), experiment="clip_schedule"),
 }

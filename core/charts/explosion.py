@@ -10,6 +10,7 @@ import pandas as pd
 
 import core.explosion as core
 from core.charts import HEIGHT, OKABE_ITO, WIDTH, chartable, vertical_marker
+from core.explosion_residual import residual_comparison
 from core.explosion_training import POISON_STEP, Survival
 from core.figures import Figure, Settings
 from core.nonfinite import first_nonfinite
@@ -85,7 +86,8 @@ def gain_sweep_chart(df: pd.DataFrame, gain: float) -> alt.LayerChart:
     )
     level = alt.Chart(pd.DataFrame({"y": [1.0], "label": ["level: first layer = last layer"]})).mark_rule(
         color=OKABE_ITO["grey"]).encode(y="y:Q", tooltip=["label:N"])
-    rules = pd.DataFrame({"x": [core.XAVIER_GAIN, core.HE_GAIN], "label": ["Xavier: 1", "He: √2"]})
+    rules = pd.DataFrame({"x": [core.XAVIER_GAIN, core.HE_GAIN, core.TANH_GAIN],
+                          "label": ["Xavier: 1", "He: √2", "calculate_gain('tanh'): 5/3"]})
     rule_base = alt.Chart(rules).encode(x="x:Q", tooltip=["label:N", alt.Tooltip("x:Q", format=".3f", title="gain")])
     rules_drawn = rule_base.mark_rule(strokeDash=[2, 3], color=OKABE_ITO["grey"]) + rule_base.mark_text(
         align="left", dx=3, dy=-4, baseline="bottom", color=OKABE_ITO["grey"]).encode(
@@ -197,6 +199,24 @@ def clip_2d_chart(df: pd.DataFrame, threshold: float) -> alt.LayerChart:
     return alt.hconcat(square).properties(title="Norm clipping shortens the gradient; value clipping turns it")
 
 
+NET_COLORS = {"plain": OKABE_ITO["vermillion"], "residual + LayerNorm": OKABE_ITO["green"]}
+
+
+def residual_chart(df: pd.DataFrame, activation: str, gain: float) -> alt.LayerChart:
+    """Per layer, log scale: the back-propagated signal of the plain net and of the residual net, same weights."""
+    data = chartable(df).query("signal > 0")
+    lines = alt.Chart(data).mark_line(point=alt.OverlayMarkDef(size=20)).encode(
+        x=alt.X("layer:Q", title="layer (1 is nearest the input)", axis=alt.Axis(tickMinStep=1)),
+        y=_log_y("signal:Q", "signal ‖∂L/∂ input‖ (log scale)"),
+        color=alt.Color("net:N", scale=_scale(NET_COLORS), legend=_legend("net")),
+        tooltip=["net:N", "layer:Q", alt.Tooltip("signal:Q", format=".3e", title="signal"),
+                 alt.Tooltip("weight_grad_norm:Q", format=".3e", title="‖∂L/∂W‖")],
+    )
+    return alt.layer(lines, *_float32_rule(data.signal.max() if len(data) else 0.0)).properties(
+        title=f"{activation}, init gain {gain:g}: the same layers, plain and with residual connections",
+        width=WIDTH, height=HEIGHT)
+
+
 GUARD_NAMES = {"none": "no guard", "skip": "skip non-finite steps", "grad_scaler": "torch.amp.GradScaler"}
 
 
@@ -263,6 +283,10 @@ def _survival(seed: int) -> pd.DataFrame:
     return survival(seed).curves
 
 
+def _residual(depth: int, activation: str, init_gain: float, seed: int) -> pd.DataFrame:
+    return residual_comparison(depth, activation=activation, init_gain=init_gain, seed=seed)
+
+
 def _layers_view(df: pd.DataFrame, s: Settings) -> alt.LayerChart:
     return layers_chart(df, s["activation"], s["init_gain"])
 
@@ -280,4 +304,6 @@ FIGURES: dict[str, Figure] = {
     "clip_2d": Figure(("g_x", "g_y", "threshold"), _clip_2d, lambda df, s: clip_2d_chart(df, s["threshold"]),
                       experiment="direction"),
     "survival": Figure(("seed",), _survival, lambda df, s: survival_chart(df), experiment="survival"),
+    "residual": Figure(("depth", "activation", "init_gain", "seed"), _residual,
+                       lambda df, s: residual_chart(df, s["activation"], s["init_gain"]), experiment="residual"),
 }
