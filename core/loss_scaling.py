@@ -114,7 +114,7 @@ class Outcome:
 
 def update_outcome(optimizer: str, scale: float, *, steps: int = 1, seed: int = 0, lr: float = 0.1,
                    eps: float = 1e-8) -> Outcome:
-    """update_ratio, and whether (and after how many steps) either run diverged: a ratio of two explosions is no ratio."""
+    """update_ratio, and whether (and after how many steps) either run diverged: two explosions have no ratio."""
     make_optimizer(optimizer, [torch.zeros(1, requires_grad=True)], lr=lr)
     moved, broke = [], []
     for s in (scale, 1.0):
@@ -126,7 +126,7 @@ def update_outcome(optimizer: str, scale: float, *, steps: int = 1, seed: int = 
 
 
 def adam_first_step(scale: float, *, lr: float = 0.1, eps: float = 1e-8, seed: int = 0) -> tuple[float, float]:
-    """Adam's first step on scale * loss: its size over the plain first step's, and the share of weights it left unchanged.
+    """Adam's first step on scale * loss: its size over the plain first step's, and the share of weights left unchanged.
 
     Per weight the step is lr * s*g / (s*|g| + eps) (m and v are bias-corrected): about lr while s*|g| >> eps,
     about lr * s*|g| / eps below it, where float32 rounding then swallows it.

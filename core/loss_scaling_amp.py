@@ -108,6 +108,7 @@ def format_sweep(*, seed: int = 0, log2_scales: range = range(-24, 41)) -> pd.Da
             cast = exact.to(torch.float32).to(dtype).double()
             lost = (cast == 0) | torch.isinf(cast)
             err = ((cast - exact).abs() / exact.abs())[~lost]
-            rows.append({"log2_scale": k, "dtype": str(dtype).removeprefix("torch."), "lost": lost.double().mean().item(),
-                         "rel_error": err.median().item() if err.numel() else 1.0})
+            rows.append({"log2_scale": k, "dtype": str(dtype).removeprefix("torch."),
+                         "lost": lost.double().mean().item(),
+                         "rel_error": err.median().item() if err.numel() else 1.0})  # 1: every value was lost
     return pd.DataFrame(rows)

@@ -66,13 +66,14 @@ def read_gradients(settings, run: Run = direct) -> Readout:
     cosine = run(ls.gradient_cosine, s, seed=seed)
     values = {"s": s, "dev32": float(dev["float32"]), "dev64": float(dev["float64"]), "cosine": cosine}
     key = "reading" if values["dev32"] > 0 else "reading_exact"
-    return Readout((Reading(f"experiments.gradients.{key}", values),),
-                   {"dev32": f"{values['dev32']:.1e}", "dev64": f"{values['dev64']:.1e}", "cosine": f"{1 - cosine:.1e}"})
+    metrics = {"dev32": f"{values['dev32']:.1e}", "dev64": f"{values['dev64']:.1e}", "cosine": f"{1 - cosine:.1e}"}
+    return Readout((Reading(f"experiments.gradients.{key}", values),), metrics)
 
 
 def read_update(settings, run: Run = direct) -> Readout:
     s, lr, steps, eps, seed = _common(settings)
-    outcomes = {name: run(ls.update_outcome, name, s, steps=steps, seed=seed, lr=lr, eps=eps) for name in ls.OPTIMIZERS}
+    outcomes = {name: run(ls.update_outcome, name, s, steps=steps, seed=seed, lr=lr, eps=eps)
+                for name in ls.OPTIMIZERS}
     sweep = figure_data(PAGE, "update_ratio", settings, run)
     readings = [Reading("experiments.update.reading", {"s": s, "steps": steps, "lr": lr})]
     broke = {}
@@ -178,11 +179,12 @@ def read_fp16(settings, run: Run = direct) -> Readout:
     dtypes = run(amp.autocast_grad_dtypes, seed=seed)
     readings = (
         Reading("experiments.fp16.reading", {"n": int(hist["count"].sum()), "k": k}),
-        Reading(f"experiments.fp16.reading_scaler_{scaler}", {"growth_interval": gi, "top": int(top), "skipped": skipped,
-                                                              "steps": len(trace)}),
+        Reading(f"experiments.fp16.reading_scaler_{scaler}",
+                {"growth_interval": gi, "top": int(top), "skipped": skipped, "steps": len(trace)}),
         Reading("experiments.fp16.reading_dtypes", {"param": dtypes["param"], "activation": dtypes["activation"]}),
     )
-    return Readout(readings, {"flushed": f"{at_k['flushed to zero']:.3%}", "overflow": f"{at_k['overflow to inf']:.3%}"})
+    return Readout(readings, {"flushed": f"{at_k['flushed to zero']:.3%}",
+                              "overflow": f"{at_k['overflow to inf']:.3%}"})
 
 
 def read_bf16(settings, run: Run = direct) -> Readout:

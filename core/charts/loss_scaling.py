@@ -178,7 +178,8 @@ def clipping_chart(trace: pd.DataFrame, max_norm: float) -> alt.LayerChart:
                  alt.Tooltip("applied:Q", format=".4g", title="‖gradient used‖")],
     )
     rule = alt.Chart(pd.DataFrame({"y": [max_norm], "label": [f"max_norm = {max_norm:g}"]})).mark_rule(
-        strokeDash=[6, 3], color=OKABE_ITO["black"]).encode(y="y:Q", tooltip=["label:N", alt.Tooltip("y:Q", format="g")])
+        strokeDash=[6, 3], color=OKABE_ITO["black"]).encode(
+        y="y:Q", tooltip=["label:N", alt.Tooltip("y:Q", format="g")])
     return (lines + rule).properties(
         title="Clipping the still-scaled gradients clips them to max_norm / scale", width=WIDTH, height=HEIGHT)
 
