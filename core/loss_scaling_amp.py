@@ -14,8 +14,49 @@ import pandas as pd
 import torch
 from torch import nn
 
+from core import fp16
 from core.data import classification_data, mlp
-from core.loss_scaling import fp16_gradients
+from core.loss_scaling import flat, reference_problem
+
+
+def fp16_gradients(seed: int = 0) -> torch.Tensor:
+    """A realistic population of gradients: a 32 -> 128 -> 128 -> 10 classifier at init, 22 026 numbers."""
+    model = mlp((32, 128, 128, 10), nn.ReLU, seed=seed)
+    x, y = classification_data(256, 32, 10, seed=seed)
+    nn.CrossEntropyLoss()(model(x), y).backward()
+    return torch.cat([p.grad.flatten() for p in model.parameters()])
+
+
+def fp16_histogram(log2_scale: int, *, seed: int = 0) -> pd.DataFrame:
+    """Where 2^k times the classifier's gradients land among float16's limits (see core.fp16)."""
+    return fp16.magnitude_histogram(fp16_gradients(seed), 2.0**log2_scale)
+
+
+def fp16_fates(*, seed: int = 0, log2_scales: range = range(-24, 41)) -> pd.DataFrame:
+    """Share of the classifier's gradients flushed to zero or overflowing, for each loss scale 2^k."""
+    return fp16.scale_sweep(fp16_gradients(seed), log2_scales)
+
+
+def grad_scaler_run(*, growth_interval: int = 10, steps: int = 200, seed: int = 0) -> pd.DataFrame:
+    """The real torch.amp.GradScaler training a 32 -> 64 -> 64 -> 10 classifier under float16 autocast (core.fp16)."""
+    model = mlp((32, 64, 64, 10), nn.ReLU, seed=seed)
+    x, y = classification_data(32 * steps, 32, 10, seed=seed)
+    batches = list(zip(x.split(32), y.split(32)))
+    return fp16.grad_scaler_trace(model, batches, lr=0.1, growth_interval=growth_interval)
+
+
+def scaler_update_gap(*, seed: int = 0) -> float:
+    """max |theta_scaler - theta_plain| after one float32 SGD step with and without GradScaler (2^16)."""
+    finals = []
+    for use_scaler in (False, True):
+        model, x, y = reference_problem(seed)
+        opt = torch.optim.SGD(model.parameters(), lr=0.1)
+        scaler = torch.amp.GradScaler("cpu", enabled=use_scaler)
+        scaler.scale(nn.MSELoss()(model(x), y)).backward()
+        scaler.step(opt)  # divides the gradients by the scale before SGD sees them
+        finals.append(flat(model))
+    return (finals[0] - finals[1]).abs().max().item()
+
 
 ROUTES = ("no clipping", "clip after unscale_", "clip the scaled gradients")
 MICRO_BATCHES, MICRO, OPT_STEPS = 4, 16, 6  # 6 optimizer steps of 4 micro-batches of 16 examples

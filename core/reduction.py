@@ -18,7 +18,7 @@ from torch import nn
 from torch.func import functional_call, grad, vmap
 
 from core.controls import Control
-from core.data import classification_data, generator, mlp, regression_data
+from core.data import generator, mlp, regression_data
 
 REDUCTIONS = ("mean", "sum")
 EPOCH_METHODS = ("mean_of_batch_means", "weighted")
@@ -330,28 +330,6 @@ def per_sample(batch_size: int, *, seed: int = 0) -> PerSample:
                      (middle - start) * 1e3, (end - middle) * 1e3)
 
 
-@dataclass(frozen=True)
-class ClassWeights:
-    examples: pd.DataFrame  # example, target, weight (of its target class), loss (weighted, reduction='none')
-    library_mean: float  # CrossEntropyLoss(weight=w) with its default reduction='mean'
-    total: float  # the weighted losses summed
-    weight_sum: float  # the sum of the targets' weights: what 'mean' divides by
-    rare: int  # the class given the weight
-
-
-def class_weights(weight: float, *, n: int = 12, classes: int = 3, seed: int = 0) -> ClassWeights:
-    """CrossEntropyLoss(weight=...): 'mean' divides the weighted sum by the sum of the targets' weights, not by N."""
-    x, y = classification_data(n, N_FEATURES, classes, seed=seed)  # (N, D), (N,)
-    counts = torch.bincount(y, minlength=classes).double()
-    rare = int(torch.where(counts > 0, counts, torch.inf).argmin())  # the rarest class that occurs
-    w = torch.ones(classes, dtype=torch.float64)
-    w[rare] = weight
-    with torch.no_grad():
-        logits = mlp((N_FEATURES, classes), seed=seed).double()(x.double())  # (N, C), float64 so the divisions show
-        each = nn.CrossEntropyLoss(weight=w, reduction="none")(logits, y)  # (N,): w[y_i] * -log p_i(y_i)
-        mean = nn.CrossEntropyLoss(weight=w)(logits, y).item()
-    df = pd.DataFrame({"example": np.arange(n), "target": y.numpy(), "weight": w[y].numpy(), "loss": each.numpy()})
-    return ClassWeights(df, mean, each.sum().item(), w[y].sum().item(), rare)
-
-
+# What "mean" divides by beyond examples (class weights, every element, ignore_index): core/reduction_elements.py.
+from core.reduction_elements import ClassWeights, class_weights  # noqa: E402,F401
 from core.reduction_readings import READINGS  # noqa: E402,F401  (readers use the functions above)

@@ -69,6 +69,30 @@ def ignore_index_mean(ignored: int, *, seed: int = 0) -> Ignored:
     return Ignored(df, mean, each.sum().item(), N_CE - ignored)
 
 
+@dataclass(frozen=True)
+class ClassWeights:
+    examples: pd.DataFrame  # example, target, weight (of its target class), loss (weighted, reduction='none')
+    library_mean: float  # CrossEntropyLoss(weight=w) with its default reduction='mean'
+    total: float  # the weighted losses summed
+    weight_sum: float  # the sum of the targets' weights: what 'mean' divides by
+    rare: int  # the class given the weight
+
+
+def class_weights(weight: float, *, n: int = 12, classes: int = 3, seed: int = 0) -> ClassWeights:
+    """CrossEntropyLoss(weight=...): 'mean' divides the weighted sum by the sum of the targets' weights, not by N."""
+    x, y = classification_data(n, N_FEATURES, classes, seed=seed)  # (N, D), (N,)
+    counts = torch.bincount(y, minlength=classes).double()
+    rare = int(torch.where(counts > 0, counts, torch.inf).argmin())  # the rarest class that occurs
+    w = torch.ones(classes, dtype=torch.float64)
+    w[rare] = weight
+    with torch.no_grad():
+        logits = mlp((N_FEATURES, classes), seed=seed).double()(x.double())  # (N, C), float64 so the divisions show
+        each = nn.CrossEntropyLoss(weight=w, reduction="none")(logits, y)  # (N,): w[y_i] * -log p_i(y_i)
+        mean = nn.CrossEntropyLoss(weight=w)(logits, y).item()
+    df = pd.DataFrame({"example": np.arange(n), "target": y.numpy(), "weight": w[y].numpy(), "loss": each.numpy()})
+    return ClassWeights(df, mean, each.sum().item(), w[y].sum().item(), rare)
+
+
 LR_GRID = (0.01, 0.03, 0.1, 0.3, 1.0, 3.0)
 LR_BATCHES = (4, 32, 256)
 EPOCHS = 4  # a fixed budget of examples: B = 4 takes 64 times as many steps as B = 256
