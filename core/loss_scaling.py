@@ -15,12 +15,14 @@ import pandas as pd
 import torch
 from torch import nn
 
-from core import fp16
 from core.controls import Control
-from core.data import classification_data, mlp, regression_data
+from core.data import mlp, regression_data
 from core.fp16 import fp16_underflow_fraction  # noqa: F401  (public API: core.loss_scaling.fp16_underflow_fraction)
 
 OPTIMIZERS = ("sgd", "momentum", "adam", "adamw", "rmsprop", "adagrad")
+NAMES = {"sgd": "SGD", "momentum": "SGD with momentum", "adam": "Adam", "adamw": "AdamW", "rmsprop": "RMSprop",
+         "adagrad": "Adagrad"}  # the torch.optim names, the same in every language
+DIVERGED = 1e6  # a loss past this (or non-finite) is a run that diverged: its numbers say nothing more
 
 # The reference problem: small enough to run live on every control change, non-linear enough that
 # every parameter gets a different gradient. 64 examples, 4 features, one tanh layer of 16 units.
@@ -36,6 +38,8 @@ CONTROLS = (
     Control("weight_decay", "float", default=0.0, lo=0.0, hi=0.5, step=0.01),
     Control("fp16_log2_scale", "int", default=0, lo=-20, hi=24),  # the factor 2^k before the float16 cast
     Control("growth_interval", "int", default=10, lo=1, hi=100),  # GradScaler's; torch's default is 2000
+    Control("coupled_wd", "float", default=0.1, lo=0.0, hi=0.5, step=0.01),  # Adam(weight_decay=...) vs AdamW
+    Control("max_norm_exp", "log10", default=0, lo=-3, hi=3),  # clip_grad_norm_'s max_norm = 10^k
 )
 
 # Teaching moments, each a named setting of the controls above (labels in content/en/loss_scaling.toml).
@@ -90,6 +94,51 @@ def train(model: nn.Module, x, y, *, optimizer: str, scale: float, lr: float, st
 
 def flat(model: nn.Module) -> torch.Tensor:
     return torch.cat([p.detach().flatten() for p in model.parameters()])
+
+
+def divergence_step(losses) -> int | None:
+    """After how many steps a run's loss first went non-finite or past DIVERGED (None: it never did)."""
+    for i, value in enumerate(losses):
+        if not np.isfinite(value) or value > DIVERGED:
+            return i
+    return None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    ratio: float  # as update_ratio(); NaN when a run went non-finite
+    scaled_diverged: int | None  # divergence_step of the run on scale * loss
+    plain_diverged: int | None  # and of the run on the loss
+
+
+def update_outcome(optimizer: str, scale: float, *, steps: int = 1, seed: int = 0, lr: float = 0.1,
+                   eps: float = 1e-8) -> Outcome:
+    """update_ratio, and whether (and after how many steps) either run diverged: two explosions have no ratio."""
+    make_optimizer(optimizer, [torch.zeros(1, requires_grad=True)], lr=lr)
+    moved, broke = [], []
+    for s in (scale, 1.0):
+        model, x, y = reference_problem(seed)
+        start = flat(model)
+        broke.append(divergence_step(train(model, x, y, optimizer=optimizer, scale=s, lr=lr, steps=steps, eps=eps)))
+        moved.append(torch.linalg.vector_norm((flat(model) - start).double()).item())
+    return Outcome(moved[0] / moved[1] if moved[1] else float("nan"), *broke)
+
+
+def adam_first_step(scale: float, *, lr: float = 0.1, eps: float = 1e-8, seed: int = 0) -> tuple[float, float]:
+    """Adam's first step on scale * loss: its size over the plain first step's, and the share of weights left unchanged.
+
+    Per weight the step is lr * s*g / (s*|g| + eps) (m and v are bias-corrected): about lr while s*|g| >> eps,
+    about lr * s*|g| / eps below it, where float32 rounding then swallows it.
+    """
+    moved, frozen = [], 0.0
+    for s in (scale, 1.0):
+        model, x, y = reference_problem(seed)
+        start = flat(model)
+        train(model, x, y, optimizer="adam", scale=s, lr=lr, steps=1, eps=eps)
+        moved.append(torch.linalg.vector_norm((flat(model) - start).double()).item())
+        if s == scale:
+            frozen = (flat(model) == start).double().mean().item()
+    return moved[0] / moved[1], frozen
 
 
 def update_ratio(optimizer: str, scale: float, *, steps: int = 1, seed: int = 0, lr: float = 0.1,
@@ -202,7 +251,7 @@ SGD_SCALED, SGD_LR, ADAM_SCALED, ADAM_PLAIN = "SGD, loss × s, lr", "SGD, loss, 
 
 
 def equivalent_runs(scale: float, *, lr: float = 0.1, steps: int = 20, weight_decay: float = 0.0,
-                    seed: int = 0) -> EquivalentRuns:
+                    eps: float = 1e-8, seed: int = 0) -> EquivalentRuns:
     """SGD on loss * s at lr beside SGD on loss at lr * s (equal without weight decay); Adam at loss * s beside loss.
 
     Adam on loss * s is Adam on loss with eps / s: m and sqrt(v) both carry the factor s, eps does not.
@@ -216,7 +265,7 @@ def equivalent_runs(scale: float, *, lr: float = 0.1, steps: int = 20, weight_de
     rows, final = [], {}
     for run, (name, s, run_lr, wd) in plans.items():
         model, x, y = reference_problem(seed)
-        losses = train(model, x, y, optimizer=name, scale=s, lr=run_lr, steps=steps, weight_decay=wd)
+        losses = train(model, x, y, optimizer=name, scale=s, lr=run_lr, steps=steps, eps=eps, weight_decay=wd)
         rows += [{"step": i, "run": run, "optimizer": name, "loss": v} for i, v in enumerate(losses)]
         final[run] = flat(model)
 
@@ -224,50 +273,32 @@ def equivalent_runs(scale: float, *, lr: float = 0.1, steps: int = 20, weight_de
         return (final[a] - final[b]).abs().max().item()
 
     curves = pd.DataFrame(rows)
-    diverged = not bool(np.all(np.isfinite(curves.loss)) and curves.loss.max() < 1e6)
+    diverged = not bool(np.all(np.isfinite(curves.loss)) and curves.loss.max() < DIVERGED)
     return EquivalentRuns(curves, gap(SGD_SCALED, SGD_LR), gap(ADAM_SCALED, ADAM_PLAIN), diverged)
 
 
-def fp16_gradients(seed: int = 0) -> torch.Tensor:
-    """A realistic population of gradients: a 32 -> 128 -> 128 -> 10 classifier at init, 22 026 numbers."""
-    model = mlp((32, 128, 128, 10), nn.ReLU, seed=seed)
-    x, y = classification_data(256, 32, 10, seed=seed)
-    nn.CrossEntropyLoss()(model(x), y).backward()
-    return torch.cat([p.grad.flatten() for p in model.parameters()])
+def threshold_scale(sweep: pd.DataFrame, optimizer: str, *, column: str = "update_ratio",
+                    below: float = 0.5) -> float | None:
+    """The largest s such that at every swept scale up to s the optimizer's column is below `below`.
+
+    Counted from the smallest scale up, so that "below half for every s <= knee" is what the number says;
+    None when the smallest scale is not below already. A NaN (a run that diverged) ends the stretch.
+    """
+    rows = sweep[sweep.optimizer == optimizer].sort_values("scale")
+    knee = None
+    for scale, value in zip(rows.scale, rows[column]):
+        if not value < below:
+            break
+        knee = float(scale)
+    return knee
 
 
-def fp16_histogram(log2_scale: int, *, seed: int = 0) -> pd.DataFrame:
-    """Where 2^k times the classifier's gradients land among float16's limits (see core.fp16)."""
-    return fp16.magnitude_histogram(fp16_gradients(seed), 2.0**log2_scale)
-
-
-def fp16_fates(*, seed: int = 0, log2_scales: range = range(-24, 41)) -> pd.DataFrame:
-    """Share of the classifier's gradients flushed to zero or overflowing, for each loss scale 2^k."""
-    return fp16.scale_sweep(fp16_gradients(seed), log2_scales)
-
-
-def grad_scaler_run(*, growth_interval: int = 10, steps: int = 200, seed: int = 0) -> pd.DataFrame:
-    """The real torch.amp.GradScaler training a 32 -> 64 -> 64 -> 10 classifier under float16 autocast (core.fp16)."""
-    model = mlp((32, 64, 64, 10), nn.ReLU, seed=seed)
-    x, y = classification_data(32 * steps, 32, 10, seed=seed)
-    batches = list(zip(x.split(32), y.split(32)))
-    return fp16.grad_scaler_trace(model, batches, lr=0.1, growth_interval=growth_interval)
-
-
-def scaler_update_gap(*, seed: int = 0) -> float:
-    """max |theta_scaler - theta_plain| after one float32 SGD step with and without GradScaler (2^16)."""
-    finals = []
-    for use_scaler in (False, True):
-        model, x, y = reference_problem(seed)
-        opt = torch.optim.SGD(model.parameters(), lr=0.1)
-        scaler = torch.amp.GradScaler("cpu", enabled=use_scaler)
-        scaler.scale(nn.MSELoss()(model(x), y)).backward()
-        scaler.step(opt)  # divides the gradients by the scale before SGD sees them
-        finals.append(flat(model))
-    return (finals[0] - finals[1]).abs().max().item()
-
-
-def threshold_scale(sweep: pd.DataFrame, optimizer: str, *, tolerance: float = 0.5) -> float | None:
-    """The largest scale at which the optimizer's update ratio has fallen below tolerance (None if it never does)."""
-    rows = sweep[(sweep.optimizer == optimizer) & (sweep.update_ratio < tolerance)]
-    return float(np.max(rows.scale)) if len(rows) else None
+# Mixed precision's experiments live in core/loss_scaling_amp.py, beside GradScaler's clipping; re-exported here.
+from core.loss_scaling_amp import (  # noqa: E402,F401
+    fp16_fates,
+    fp16_gradients,
+    fp16_histogram,
+    grad_scaler_run,
+    scaler_update_gap,
+)
+from core.loss_scaling_readings import READINGS  # noqa: E402,F401  (readers use the functions above)

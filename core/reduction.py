@@ -18,7 +18,7 @@ from torch import nn
 from torch.func import functional_call, grad, vmap
 
 from core.controls import Control
-from core.data import classification_data, generator, mlp, regression_data
+from core.data import generator, mlp, regression_data
 
 REDUCTIONS = ("mean", "sum")
 EPOCH_METHODS = ("mean_of_batch_means", "weighted")
@@ -37,6 +37,8 @@ CONTROLS = (
     Control("epoch_batch", "int", default=32, lo=1, hi=128),  # the usual 32, which 100 does not divide
     Control("sample_batch", "int", default=64, lo=2, hi=512),  # the loop's time grows with it; vmap's barely
     Control("class_weight", "float", default=5.0, lo=0.1, hi=10.0, step=0.1),  # weight of the rarest class
+    Control("outputs", "int", default=4, lo=1, hi=16),  # D outputs per example: 'mean' divides by B * D
+    Control("ignored", "int", default=3, lo=0, hi=11),  # targets set to ignore_index, of 12 (all 12 would be 0 / 0)
 )
 
 # Teaching moments, each a named setting of the controls above (labels in content/en/reduction.toml).
@@ -102,15 +104,16 @@ def per_sample_gradients_loop(model: nn.Module, loss_fn: nn.Module, x: torch.Ten
 @dataclass(frozen=True)
 class NormSweep:
     norms: pd.DataFrame  # batch_size, reduction, first (gradient_norm on the first B), lo, median, hi (random batches)
-    spread: pd.DataFrame  # batch_size, spread (measured), closed_form (sqrt(tr Sigma / B))
+    spread: pd.DataFrame  # batch_size, spread, closed_form (sqrt(tr Sigma / B)), and both without replacement
     full_norm: float  # ||mean gradient over the whole pool||: where the mean's norm settles
 
 
 def norm_sweep(*, seed: int = 0) -> NormSweep:
     """Sum versus mean against B, and the noise of the mean gradient: DRAWS random batches of each size.
 
-    Batches are drawn with replacement, so the mean of B per-sample gradients has E||g_B - g||^2 = tr(Sigma) / B
-    exactly, Sigma being the per-sample gradients' covariance over the pool.
+    Batches drawn with replacement give the mean of B per-sample gradients E||g_B - g||^2 = tr(Sigma) / B exactly,
+    Sigma being the per-sample gradients' covariance over the pool; B distinct examples (a shuffling DataLoader)
+    give tr(Sigma) / B * (N - B) / (N - 1), the finite-population correction. Both are measured.
     """
     model, x, y = reference_problem(seed)
     per_sample = per_sample_gradients(model, nn.MSELoss(), x, y).double()  # (N, P)
@@ -118,6 +121,9 @@ def norm_sweep(*, seed: int = 0) -> NormSweep:
     trace = ((per_sample - full) ** 2).sum(dim=1).mean().item()  # tr(Sigma)
     picks = torch.randint(0, N_POOL, (DRAWS, max(SWEEP_BATCHES)), generator=generator(seed + 30_000))  # (R, Bmax)
     running = per_sample[picks].cumsum(dim=1)  # (R, Bmax, P): running[:, B - 1] sums the first B of each draw
+    gen = generator(seed + 31_000)  # and as a shuffling DataLoader draws: B distinct examples, without replacement
+    distinct = torch.stack([torch.randperm(N_POOL, generator=gen)[: max(SWEEP_BATCHES)] for _ in range(DRAWS)])
+    running_distinct = per_sample[distinct].cumsum(dim=1)  # (R, Bmax, P)
     norm_rows, spread_rows = [], []
     for b in SWEEP_BATCHES:
         sums = running[:, b - 1]  # (R, P)
@@ -126,7 +132,10 @@ def norm_sweep(*, seed: int = 0) -> NormSweep:
             norm_rows.append({"batch_size": b, "reduction": reduction, "first": gradient_norm(reduction, b, seed=seed),
                               "lo": q[0], "median": q[1], "hi": q[2]})
         spread = ((sums / b - full) ** 2).sum(dim=1).mean().sqrt().item()
-        spread_rows.append({"batch_size": b, "spread": spread, "closed_form": (trace / b) ** 0.5})
+        without = ((running_distinct[:, b - 1] / b - full) ** 2).sum(dim=1).mean().sqrt().item()
+        fpc = (N_POOL - b) / (N_POOL - 1)  # the finite-population correction of sampling without replacement
+        spread_rows.append({"batch_size": b, "spread": spread, "closed_form": (trace / b) ** 0.5,
+                            "spread_without": without, "closed_form_without": (trace / b * fpc) ** 0.5})
     return NormSweep(pd.DataFrame(norm_rows), pd.DataFrame(spread_rows), torch.linalg.vector_norm(full).item())
 
 
@@ -321,25 +330,6 @@ def per_sample(batch_size: int, *, seed: int = 0) -> PerSample:
                      (middle - start) * 1e3, (end - middle) * 1e3)
 
 
-@dataclass(frozen=True)
-class ClassWeights:
-    examples: pd.DataFrame  # example, target, weight (of its target class), loss (weighted, reduction='none')
-    library_mean: float  # CrossEntropyLoss(weight=w) with its default reduction='mean'
-    total: float  # the weighted losses summed
-    weight_sum: float  # the sum of the targets' weights: what 'mean' divides by
-    rare: int  # the class given the weight
-
-
-def class_weights(weight: float, *, n: int = 12, classes: int = 3, seed: int = 0) -> ClassWeights:
-    """CrossEntropyLoss(weight=...): 'mean' divides the weighted sum by the sum of the targets' weights, not by N."""
-    x, y = classification_data(n, N_FEATURES, classes, seed=seed)  # (N, D), (N,)
-    counts = torch.bincount(y, minlength=classes).double()
-    rare = int(torch.where(counts > 0, counts, torch.inf).argmin())  # the rarest class that occurs
-    w = torch.ones(classes, dtype=torch.float64)
-    w[rare] = weight
-    with torch.no_grad():
-        logits = mlp((N_FEATURES, classes), seed=seed).double()(x.double())  # (N, C), float64 so the divisions show
-        each = nn.CrossEntropyLoss(weight=w, reduction="none")(logits, y)  # (N,): w[y_i] * -log p_i(y_i)
-        mean = nn.CrossEntropyLoss(weight=w)(logits, y).item()
-    df = pd.DataFrame({"example": np.arange(n), "target": y.numpy(), "weight": w[y].numpy(), "loss": each.numpy()})
-    return ClassWeights(df, mean, each.sum().item(), w[y].sum().item(), rare)
+# What "mean" divides by beyond examples (class weights, every element, ignore_index): core/reduction_elements.py.
+from core.reduction_elements import ClassWeights, class_weights  # noqa: E402,F401
+from core.reduction_readings import READINGS  # noqa: E402,F401  (readers use the functions above)

@@ -211,8 +211,9 @@ def test_mlp_init_matches_pytorch_default_distribution():
         assert layer.weight.abs().max() <= bound and layer.bias.abs().max() <= bound
 
 
-def test_the_adam_family_keeps_moving_where_sgd_freezes():
-    """The reading of experiment 4: Adam's first step is about lr whatever s is, so no weight stays put."""
+def test_at_the_default_eps_the_adam_family_still_moves_where_sgd_freezes():
+    """At eps = 1e-8 and lr = 0.1 the Adam family's much shrunk first step still clears float32's half ulp;
+    at eps = 1e-2 it does not (tests/test_loss_scaling_facts.py): its step is not "about lr whatever s is"."""
     sweep = ls.scaling_sweep(lr=0.1, steps=1, scales=(1e-10, 1e-8, 1e-6)).set_index(["optimizer", "scale"])
     for name in ("adam", "adamw", "rmsprop", "adagrad"):
         for s in (1e-10, 1e-8, 1e-6):

@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 import core.reduction as core
+from core.data import classification_data
 
 # float32 sums of a few hundred terms: relative rounding well below 1e-5.
 RTOL32 = 1e-5
@@ -190,7 +191,7 @@ def test_class_weights_mean_divides_by_the_sum_of_the_targets_weights():
     result = core.class_weights(5.0, seed=0)
     df = result.examples
     # Independent float64 recomputation: log-softmax by hand.
-    x, y = core.classification_data(12, core.N_FEATURES, 3, seed=0)
+    x, y = classification_data(12, core.N_FEATURES, 3, seed=0)
     logits = core.mlp((core.N_FEATURES, 3), seed=0).double()(x.double()).detach()
     nll = -(logits - logits.exp().sum(dim=1, keepdim=True).log())[torch.arange(12), y]  # (N,)
     w = torch.ones(3, dtype=torch.float64)

@@ -8,6 +8,8 @@ import altair as alt
 import pandas as pd
 
 import core.loss_scaling as core
+from core import loss_scaling_amp as amp
+from core import loss_scaling_decay as decay
 from core.charts import COLORS, HEIGHT, OKABE_ITO, WIDTH, chartable, color, log_axis, vertical_marker
 from core.figures import Figure
 from core.fp16 import LARGEST, SMALLEST_NORMAL, SMALLEST_SUBNORMAL
@@ -133,6 +135,73 @@ def grad_scaler_chart(trace: pd.DataFrame) -> alt.LayerChart:
         title="torch.amp.GradScaler: doubles after clean runs, halves and skips on inf", width=WIDTH, height=HEIGHT)
 
 
+DECAY_LABELS = {"adam": "Adam(weight_decay)", "adamw": "AdamW(weight_decay)", "rmsprop": "RMSprop(weight_decay)",
+                "adagrad": "Adagrad(weight_decay)"}
+
+
+def decay_chart(sweep: pd.DataFrame, scale: float) -> alt.LayerChart:
+    """Log x: the 20-step update ratio on s·loss against s, for the coupled-decay optimizers and AdamW."""
+    data = chartable(sweep).query("update_ratio > 0")
+    data = data.assign(run=data.optimizer.map(DECAY_LABELS))
+    domain = [DECAY_LABELS[o] for o in decay.DECAY_OPTIMIZERS]
+    lines = alt.Chart(data).mark_line(point=alt.OverlayMarkDef(size=25)).encode(
+        x=log_axis("scale:Q", "loss multiplied by s"),
+        y=alt.Y("update_ratio:Q", scale=alt.Scale(type="log"), axis=alt.Axis(format="~g"),
+                title="update size at s·loss ÷ update size at loss"),
+        color=alt.Color("run:N", title="optimizer", legend=alt.Legend(orient="right", labelLimit=260), scale=alt.Scale(
+            domain=domain, range=[COLORS[o] for o in decay.DECAY_OPTIMIZERS])),
+        tooltip=["run:N", alt.Tooltip("scale:Q", format=".0e", title="s"),
+                 alt.Tooltip("update_ratio:Q", format=".4f", title="update ratio")],
+    )
+    one = alt.Chart(pd.DataFrame({"y": [1.0], "label": ["ratio 1: the scale ignored"]})).mark_rule(
+        strokeDash=[2, 4], color=OKABE_ITO["grey"]).encode(y="y:Q", tooltip=["label:N"])
+    return (one + lines + vertical_marker(scale, f"your s = {scale:g}")).properties(
+        title="With coupled weight decay the loss scale reaches Adam, RMSprop and Adagrad; AdamW ignores it",
+        width=WIDTH, height=HEIGHT)
+
+
+CLIP_COLORS = {"no clipping": OKABE_ITO["grey"], "clip after unscale_": OKABE_ITO["green"],
+               "clip the scaled gradients": OKABE_ITO["vermillion"]}
+
+
+def clipping_chart(trace: pd.DataFrame, max_norm: float) -> alt.LayerChart:
+    """Per optimizer step: the norm of the gradient each route stepped with, beside the threshold max_norm."""
+    data = chartable(trace[["step", "route", "scale", "true_norm", "applied"]])
+    lines = alt.Chart(data).mark_line(point=alt.OverlayMarkDef(size=40)).encode(
+        x=alt.X("step:Q", title="optimizer step (each after 4 micro-batches)", axis=alt.Axis(tickMinStep=1)),
+        y=alt.Y("applied:Q", scale=alt.Scale(type="log"), axis=alt.Axis(format="~g"),
+                title="‖gradient the optimizer used‖ (unscaled)"),
+        color=alt.Color("route:N", title="clip_grad_norm_", legend=alt.Legend(orient="right", labelLimit=260),
+                        scale=alt.Scale(domain=list(CLIP_COLORS), range=list(CLIP_COLORS.values()))),
+        tooltip=["route:N", "step:Q", alt.Tooltip("scale:Q", format=",.0f", title="GradScaler scale"),
+                 alt.Tooltip("true_norm:Q", format=".4g", title="true ‖gradient‖"),
+                 alt.Tooltip("applied:Q", format=".4g", title="‖gradient used‖")],
+    )
+    rule = alt.Chart(pd.DataFrame({"y": [max_norm], "label": [f"max_norm = {max_norm:g}"]})).mark_rule(
+        strokeDash=[6, 3], color=OKABE_ITO["black"]).encode(
+        y="y:Q", tooltip=["label:N", alt.Tooltip("y:Q", format="g")])
+    return (lines + rule).properties(
+        title="Clipping the still-scaled gradients clips them to max_norm / scale", width=WIDTH, height=HEIGHT)
+
+
+FORMAT_COLORS = {"float16": OKABE_ITO["vermillion"], "bfloat16": OKABE_ITO["green"]}
+
+
+def formats_chart(sweep: pd.DataFrame, log2_scale: int) -> alt.LayerChart:
+    """Against the loss scale 2^k: the share of gradients lost to zero or inf, in float16 and in bfloat16."""
+    data = chartable(sweep)
+    lines = alt.Chart(data).mark_line(point=alt.OverlayMarkDef(size=18)).encode(
+        x=alt.X("log2_scale:Q", title="loss scale, log2"),
+        y=alt.Y("lost:Q", axis=alt.Axis(format="%"), title="share of gradients flushed to 0 or overflowed"),
+        color=alt.Color("dtype:N", title="cast to", legend=alt.Legend(orient="right"),
+                        scale=alt.Scale(domain=list(FORMAT_COLORS), range=list(FORMAT_COLORS.values()))),
+        tooltip=["dtype:N", "log2_scale:Q", alt.Tooltip("lost:Q", format=".3%", title="lost"),
+                 alt.Tooltip("rel_error:Q", format=".2e", title="median relative rounding error")],
+    )
+    return (lines + vertical_marker(log2_scale, f"your 2^{log2_scale}")).properties(
+        title="bfloat16 loses nothing at any of these scales; float16 needs the right one", width=WIDTH, height=HEIGHT)
+
+
 # The page's figures, by name: what the page draws and what the export writes (core/figures.py).
 # Each data function takes the page's settings by their control keys; s = 10^scale_exp.
 def _ratios(scale_exp: int, seed: int) -> pd.DataFrame:
@@ -143,8 +212,20 @@ def _sweep(lr: float, steps: int, eps_exp: int, seed: int) -> pd.DataFrame:
     return core.scaling_sweep(lr=lr, steps=steps, eps=10.0**eps_exp, seed=seed)
 
 
-def _runs(scale_exp: int, lr: float, weight_decay: float, seed: int) -> pd.DataFrame:
-    return core.equivalent_runs(10.0**scale_exp, lr=lr, weight_decay=weight_decay, seed=seed).curves
+def _runs(scale_exp: int, lr: float, weight_decay: float, eps_exp: int, seed: int) -> pd.DataFrame:
+    return core.equivalent_runs(10.0**scale_exp, lr=lr, weight_decay=weight_decay, eps=10.0**eps_exp, seed=seed).curves
+
+
+def _decay(coupled_wd: float, lr: float, eps_exp: int, seed: int) -> pd.DataFrame:
+    return decay.decay_sweep(coupled_wd, lr=lr, eps=10.0**eps_exp, seed=seed)
+
+
+def _clipping(max_norm_exp: int, seed: int) -> pd.DataFrame:
+    return amp.clipping_routes(10.0**max_norm_exp, seed=seed)
+
+
+def _formats(seed: int) -> pd.DataFrame:
+    return amp.format_sweep(seed=seed)
 
 
 def _histogram(fp16_log2_scale: int, seed: int) -> pd.DataFrame:
@@ -164,7 +245,7 @@ FIGURES: dict[str, Figure] = {
                               lambda df, s: gradient_ratio_chart(df, 10.0 ** s["scale_exp"]), experiment="gradients"),
     "update_ratio": Figure(("lr", "steps", "eps_exp", "seed"), _sweep,
                            lambda df, s: update_ratio_chart(df, 10.0 ** s["scale_exp"]), ("scale_exp",), "update"),
-    "equivalent_runs": Figure(("scale_exp", "lr", "weight_decay", "seed"), _runs,
+    "equivalent_runs": Figure(("scale_exp", "lr", "weight_decay", "eps_exp", "seed"), _runs,
                               lambda df, s: equivalent_runs_chart(df), experiment="equivalence"),
     "frozen": Figure(("lr", "steps", "eps_exp", "seed"), _sweep,
                      lambda df, s: frozen_chart(df, 10.0 ** s["scale_exp"]), ("scale_exp",), "frozen"),
@@ -173,4 +254,10 @@ FIGURES: dict[str, Figure] = {
     "fp16_sweep": Figure(("seed",), _fates, lambda df, s: fp16_sweep_chart(df, s["fp16_log2_scale"]),
                          ("fp16_log2_scale",), "fp16"),
     "grad_scaler": Figure(("growth_interval", "seed"), _trace, lambda df, s: grad_scaler_chart(df), experiment="fp16"),
+    "decay": Figure(("coupled_wd", "lr", "eps_exp", "seed"), _decay,
+                    lambda df, s: decay_chart(df, 10.0 ** s["scale_exp"]), ("scale_exp",), "decay"),
+    "clipping": Figure(("max_norm_exp", "seed"), _clipping, lambda df, s: clipping_chart(df, 10.0 ** s["max_norm_exp"]),
+                       experiment="clipping"),
+    "formats": Figure(("seed",), _formats, lambda df, s: formats_chart(df, s["fp16_log2_scale"]),
+                      ("fp16_log2_scale",), "bf16"),
 }

@@ -9,7 +9,8 @@ import numpy as np
 import pandas as pd
 
 import core.reduction as core
-from core.charts import COLORS, HEIGHT, OKABE_ITO, WIDTH, chartable
+from core import reduction_elements as elements
+from core.charts import COLORS, HEIGHT, OKABE_ITO, WIDTH, chartable, vertical_marker
 from core.figures import Figure
 
 # "mean" and "sum" keep these colours on every chart of the page; SGD and Adam keep the house colours.
@@ -161,19 +162,78 @@ def per_sample_chart(norms: pd.DataFrame, batch_norm: float) -> alt.LayerChart:
         width=WIDTH, height=HEIGHT)
 
 
+SAMPLING = {"with replacement": OKABE_ITO["green"], "without replacement (DataLoader)": OKABE_ITO["blue"]}
+
+
 def spread_chart(spread: pd.DataFrame) -> alt.LayerChart:
-    """Log-log: how far the batch-mean gradient lands from the full-data gradient, against B, beside sqrt(tr Σ / B)."""
-    data = chartable(spread)
+    """Log-log: how far the batch-mean gradient lands from the full-data gradient, against B, beside the closed forms
+    sqrt(tr Σ / B) (with replacement) and sqrt(tr Σ / B · (N − B) / (N − 1)) (without)."""
+    long = pd.concat([
+        spread.assign(sampling="with replacement", measured=spread.spread, closed=spread.closed_form),
+        spread.assign(sampling="without replacement (DataLoader)", measured=spread.spread_without,
+                      closed=spread.closed_form_without),
+    ])[["batch_size", "sampling", "measured", "closed"]]
+    data = chartable(long)
     x = _batch_axis()
-    tips = ["batch_size:Q", alt.Tooltip("spread:Q", format=".4g", title="measured (128 random batches)"),
-            alt.Tooltip("closed_form:Q", format=".4g", title="√(tr Σ / B)")]
-    line = alt.Chart(data).mark_line(strokeDash=[4, 4], color=OKABE_ITO["grey"]).encode(
-        x=x, y=alt.Y("closed_form:Q", scale=alt.Scale(type="log"), title="RMS ‖batch-mean gradient − full gradient‖"),
-        tooltip=tips)
-    points = alt.Chart(data).mark_point(filled=True, size=60, color=REDUCTION_COLORS["mean"]).encode(
-        x=x, y="spread:Q", tooltip=tips)
+    colour = alt.Color("sampling:N", title="batches drawn", legend=_legend(),
+                       scale=alt.Scale(domain=list(SAMPLING), range=list(SAMPLING.values())))
+    tips = ["batch_size:Q", "sampling:N", alt.Tooltip("measured:Q", format=".4g", title="measured (128 batches)"),
+            alt.Tooltip("closed:Q", format=".4g", title="closed form")]
+    line = alt.Chart(data).mark_line(strokeDash=[4, 4]).encode(
+        x=x, y=alt.Y("closed:Q", scale=alt.Scale(type="log"), title="RMS ‖batch-mean gradient − full gradient‖"),
+        color=colour, tooltip=tips)
+    points = alt.Chart(data).mark_point(filled=True, size=60).encode(x=x, y="measured:Q", color=colour, tooltip=tips)
     return (line + points).properties(
-        title="The noise of the mean gradient falls like 1/√B (dashed: the closed form)", width=WIDTH, height=HEIGHT)
+        title="The mean gradient's noise falls like 1/√B, faster without replacement (dashed: closed forms)",
+        width=WIDTH, height=HEIGHT)
+
+
+def elements_chart(ratios: pd.DataFrame, outputs: int) -> alt.LayerChart:
+    """Against D: the sum's gradient over the mean's for a D-output MSELoss, beside B·D and B."""
+    data = chartable(ratios)
+    long = pd.concat([data.assign(what="B · D: what 'mean' divides by", value=data.b_times_d),
+                      data.assign(what="B: the number of examples", value=data.batch)])
+    lines = alt.Chart(long).mark_line(strokeDash=[4, 4]).encode(
+        x=alt.X("outputs:Q", title="outputs per example D", axis=alt.Axis(tickMinStep=1)),
+        y=alt.Y("value:Q", scale=alt.Scale(type="log"), axis=alt.Axis(format="~g"),
+                title="‖gradient of sum‖ ÷ ‖gradient of mean‖"),
+        color=alt.Color("what:N", title=None, legend=_legend(),
+                        scale=alt.Scale(range=[OKABE_ITO["purple"], OKABE_ITO["grey"]])),
+        tooltip=["what:N", "outputs:Q", alt.Tooltip("value:Q", format="d")])
+    points = alt.Chart(data).mark_point(filled=True, size=60, color=REDUCTION_COLORS["mean"]).encode(
+        x="outputs:Q", y="ratio:Q",
+        tooltip=["outputs:Q", alt.Tooltip("ratio:Q", format=".6g", title="measured ratio"),
+                 alt.Tooltip("b_times_d:Q", title="B · D")])
+    return (lines + points + vertical_marker(outputs, f"your D = {outputs}")).properties(
+        title="'mean' divides by every element: the sum is B · D times the mean", width=WIDTH, height=HEIGHT)
+
+
+def ignore_chart(examples: pd.DataFrame) -> alt.Chart:
+    """Per target: its cross-entropy with reduction='none', ignored targets marked (their loss is 0)."""
+    data = chartable(examples.assign(kind=np.where(examples.ignored, "ignored (ignore_index)", "kept")))
+    return alt.Chart(data).mark_bar().encode(
+        x=alt.X("example:O", title="target", axis=alt.Axis(labelAngle=0)),
+        y=alt.Y("loss:Q", title="cross-entropy, reduction='none'"),
+        color=alt.Color("kind:N", title=None, legend=_legend(), scale=alt.Scale(
+            domain=["kept", "ignored (ignore_index)"], range=[OKABE_ITO["blue"], OKABE_ITO["grey"]])),
+        tooltip=["example:Q", "target:Q", "kind:N", alt.Tooltip("loss:Q", format=".4f")],
+    ).properties(title="Ignored targets add 0 to the sum and are left out of the count", width=WIDTH, height=HEIGHT)
+
+
+LR_COLORS = {4: OKABE_ITO["orange"], 32: OKABE_ITO["sky"], 256: OKABE_ITO["blue"]}
+
+
+def lr_batch_chart(sweep: pd.DataFrame) -> alt.Chart:
+    """Log-log: the final loss of SGD on the mean after a fixed budget of epochs, against lr, one line per B."""
+    data = chartable(sweep).query("loss < 1e6")  # a diverged run is said in words, not drawn
+    return alt.Chart(data).mark_line(point=alt.OverlayMarkDef(size=40)).encode(
+        x=alt.X("lr:Q", scale=alt.Scale(type="log"), axis=alt.Axis(format="~g"), title="learning rate (SGD, mean)"),
+        y=alt.Y("loss:Q", scale=alt.Scale(type="log"), title=f"MSE after {elements.EPOCHS} epochs"),
+        color=alt.Color("batch_size:O", title="batch size B", legend=_legend(),
+                        scale=alt.Scale(domain=list(LR_COLORS), range=list(LR_COLORS.values()))),
+        tooltip=["batch_size:Q", alt.Tooltip("lr:Q", format="g"), alt.Tooltip("loss:Q", format=".4g")],
+    ).properties(title="Even with the mean, the best learning rate moves with the batch size", width=WIDTH,
+                 height=HEIGHT)
 
 
 # One experiment feeds several figures and the page's metrics: a small bounded cache keeps it to one run.
@@ -183,6 +243,7 @@ norm_sweep = functools.lru_cache(maxsize=8)(core.norm_sweep)
 train_runs = functools.lru_cache(maxsize=16)(core.train_runs)
 short_batch = functools.lru_cache(maxsize=16)(core.short_batch)
 per_sample = functools.lru_cache(maxsize=16)(core.per_sample)
+ignore_index_mean = functools.lru_cache(maxsize=16)(elements.ignore_index_mean)
 
 
 def _sum_mean_norms(seed: int) -> pd.DataFrame:
@@ -205,6 +266,18 @@ def _sample_norms(sample_batch: int, seed: int) -> pd.DataFrame:
     return per_sample(sample_batch, seed=seed).norms
 
 
+def _elements(batch_size: int, seed: int) -> pd.DataFrame:
+    return elements.element_ratios(batch_size, seed=seed)
+
+
+def _ignored(ignored: int, seed: int) -> pd.DataFrame:
+    return ignore_index_mean(ignored, seed=seed).examples
+
+
+def _lr_batch(seed: int) -> pd.DataFrame:
+    return elements.lr_by_batch(seed=seed)
+
+
 FIGURES: dict[str, Figure] = {
     "norms": Figure(("seed",), _sum_mean_norms,
                     lambda df, s: norms_chart(df, norm_sweep(seed=s["seed"]).full_norm), experiment="norms"),
@@ -218,4 +291,8 @@ FIGURES: dict[str, Figure] = {
                          lambda df, s: per_sample_chart(df, per_sample(s["sample_batch"], seed=s["seed"]).batch_norm),
                          experiment="per_sample"),
     "spread": Figure(("seed",), _spread, lambda df, s: spread_chart(df), experiment="per_sample"),
+    "lr_batch": Figure(("seed",), _lr_batch, lambda df, s: lr_batch_chart(df), experiment="training"),
+    "elements": Figure(("batch_size", "seed"), _elements, lambda df, s: elements_chart(df, s["outputs"]),
+                       ("outputs",), "elements"),
+    "ignored": Figure(("ignored", "seed"), _ignored, lambda df, s: ignore_chart(df), experiment="elements"),
 }
