@@ -29,6 +29,8 @@ from core.registry import PAGES
 ROOT = Path(__file__).resolve().parent.parent
 BUDGET_MS = 250.0
 logging.getLogger("streamlit").setLevel(logging.ERROR)
+os.environ.setdefault("GRADIENT_LAB_WARM", "0")  # a cold run must be cold
+os.environ.setdefault("GRADIENT_LAB_WORKERS", "0")  # the script's own cost, in this process (make bench-class: the pool)
 
 
 def timed(action) -> float:
@@ -69,7 +71,10 @@ def open_app(path: str) -> AppTest:
 
 
 def clear_caches() -> None:
-    """Streamlit's caches and every functools cache in core/, so a cold run really computes everything."""
+    """The app's shared cache, Streamlit's and every functools cache in core/, so a cold run computes everything."""
+    from ui.cache import CACHE
+
+    CACHE.clear()
     st.cache_data.clear()
     core.clear_caches()
 
