@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 BUDGET_MS = 250.0
 logging.getLogger("streamlit").setLevel(logging.ERROR)
 os.environ.setdefault("GRADIENT_LAB_WARM", "0")  # a cold run must be cold
-os.environ.setdefault("GRADIENT_LAB_WORKERS", "0")  # the script's own cost, in this process (make bench-class: the pool)
+os.environ.setdefault("GRADIENT_LAB_WORKERS", "0")  # the script's own cost here (bench-class: the pool)
 
 
 def timed(action) -> float:
