@@ -25,7 +25,7 @@ def _load(page: str, lang: str) -> dict[str, Any]:
 def _dig(tree: dict[str, Any], key: str) -> Any:
     node: Any = tree
     for part in key.split("."):
-        node = node[part]
+        node = node[int(part)] if isinstance(node, list) else node[part]  # "predict.why.2": a list's item
     return node
 
 
@@ -39,7 +39,7 @@ class Words:
         for lang in dict.fromkeys((self.lang, DEFAULT_LANG)):
             try:
                 return _dig(_load(self.page, lang), key)
-            except (KeyError, TypeError):
+            except (KeyError, TypeError, IndexError, ValueError):
                 continue
         return default
 

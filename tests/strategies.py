@@ -52,6 +52,13 @@ def check_readout(page: str, readout: Readout) -> list[str]:
     texts = []
     for reading in readout.readings:
         template = w[reading.key]
+        if isinstance(template, list):  # one reading fills a list of templates (predict.why, misconceptions)
+            texts += check_readout(page, Readout(readings=tuple(
+                type(reading)(f"{reading.key}.{i}", reading.values, reading.tone) for i in range(len(template)))))
+            continue
+        if isinstance(template, dict):  # a misconception: {claim, evidence}; the evidence is what gets filled
+            texts += check_readout(page, Readout(readings=(type(reading)(f"{reading.key}.evidence", reading.values),)))
+            continue
         missing = placeholders(template) - set(reading.values)
         assert not missing, f"{reading.key}: no value for {sorted(missing)}"
         text = template.format(**reading.values)
