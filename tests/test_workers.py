@@ -114,3 +114,20 @@ def test_workers_setting():
         assert workers.configured_workers() == 3
     finally:
         os.environ["GRADIENT_LAB_WORKERS"] = "0"
+
+
+def test_every_figures_data_function_can_be_sent_to_a_worker():
+    from core.registry import PAGES
+
+    for info in PAGES:
+        for name, figure in registry(info.name).items():
+            assert workers.portable(figure.data) is not None, f"{info.name}/{name}: not reachable by its name"
+
+
+def test_a_function_wrapped_under_another_name_is_sent_as_the_function_it_wraps(pool):
+    import core.charts.reduction as charts
+    import core.reduction as reduction
+
+    assert workers.portable(charts.norm_sweep) is reduction.norm_sweep
+    assert workers.portable(lambda: 1) is None  # a lambda runs in the server's own process instead
+    assert workers.compute(lambda: 1) == 1

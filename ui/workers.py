@@ -19,6 +19,7 @@ from __future__ import annotations
 import io
 import logging
 import os
+import sys
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -139,9 +140,27 @@ def pool() -> Pool | None:
         return _pool
 
 
+def portable(fn: Callable) -> Callable | None:
+    """fn as a worker can find it (by module and name), or None when it has no such name.
+
+    A function passes to a worker by reference. One wrapped under another name (an lru_cache of a core
+    function, kept in a charts module) is sent as the function it wraps; a lambda cannot be sent at all.
+    """
+    target: Any = fn
+    while target is not None:
+        module = sys.modules.get(getattr(target, "__module__", None) or "")
+        found: Any = module
+        for part in getattr(target, "__qualname__", "<lambda>").split("."):
+            found = getattr(found, part, None)
+        if found is target:
+            return target
+        target = getattr(target, "__wrapped__", None)
+    return None
+
+
 def compute(fn: Callable, *args: Any, **kwargs: Any) -> Any:
-    """fn(*args, **kwargs), in a worker process when there is a pool."""
-    workers = pool()
-    if workers is None:
+    """fn(*args, **kwargs), in a worker process when there is a pool (here, for what cannot be sent)."""
+    workers, target = pool(), portable(fn)
+    if workers is None or target is None:
         return fn(*args, **kwargs)
-    return workers.call(fn, *args, **kwargs)
+    return workers.call(target, *args, **kwargs)
