@@ -97,7 +97,7 @@ def js_number(x: float) -> str:
     x = float(x)
     if x.is_integer() and abs(x) < 1e21:
         return str(int(x))
-    if 1e-7 <= abs(x) < 1e21:  # JavaScript keeps plain notation down to 1e-7; Python's repr leaves it at 1e-4
+    if 1e-6 <= abs(x) < 1e21:  # JavaScript keeps plain notation down to 1e-6; Python's repr leaves it at 1e-4
         text = format(decimal.Decimal(repr(x)), "f")
         return text.rstrip("0").rstrip(".") if "." in text else text
     mantissa, _, exp = repr(x).partition("e")
@@ -219,6 +219,10 @@ class Sampler(threading.Thread):
             print(f"\n!!! {b.death}", flush=True)
             return None
         m = procmem.measure(procmem.family(b.server.pid))
+        if b.server.ended():  # it died while we read: a zombie has no memory to show
+            return self.sample()  # once more: now it records the death
+        if m.processes == 0:
+            return None
         s = MemSample(round(b.now(), 2), m.pss_kb, m.rss_kb, m.processes, b.connected)
         self.samples.append(s)
         return s
