@@ -23,6 +23,7 @@ class Action:
     latency: float | None = None  # send -> script_finished (or the HTTP / connect time)
     errors: list[str] = field(default_factory=list)  # what went wrong that the student saw
     dropped: str = ""  # the websocket failed: connect refused, closed, reset
+    control: str = ""  # for a rerun: the URL key of the slider moved, and its new value
 
 
 @dataclass(frozen=True)

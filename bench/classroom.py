@@ -465,8 +465,9 @@ class Student:
                 self.query.pop(p.query_param_key, None)
             else:
                 self.query[p.query_param_key] = js_number(value)
-        return await self.run_script(self.record(page, "rerun", self.bench.now()), self.page_hash,
-                                     widget_states(self.widgets, self.values))
+        action = self.record(page, "rerun", self.bench.now())
+        action.control = f"{p.query_param_key or wid}={js_number(value)}"
+        return await self.run_script(action, self.page_hash, widget_states(self.widgets, self.values))
 
     async def think(self) -> None:
         lo, hi = self.bench.think
@@ -650,6 +651,22 @@ def report(args: argparse.Namespace, phases: list[Phase], summaries: list[Summar
                   f"Memory every {SOAK_EVERY:.0f} s from the soak's start (t = 0), the last row at its end; "
                   f"PSS trend over the second half: {'–' if trend is None else f'{trend:+.1f} MB/min'}.", "",
                   *soak_table(soak.memory, soak.start, SOAK_EVERY), ""]
+    lines += [
+        "### The instrument", "",
+        "`make bench-class` measures a default class (30 students, every page); `make bench-class ARGS=\"...\"` "
+        "takes the options of `python -m bench.classroom --help`: `--students 10,30` (one class each), "
+        "`--seeds-own`, `--soak 300` (20 students cycling through every page, memory every 30 s), `--pages`, "
+        "`--moves`, `--visits`, `--think`, `--ramp`, `--port`, `--no-write`, `--out`. It exits 0 when the run "
+        "completed, goals met or not; 2 when the server died (said above the goals); 3 when the instrument failed.",
+        "",
+        "What it does not see: the browser's own work (fetching the JavaScript bundle, drawing the charts with "
+        "Vega), so a first load here is the page's run, not its paint; only sliders are moved (selects, toggles "
+        "and presets are sent back as they stand); every student runs in one client process on the same machine "
+        "as the server (its own CPU is printed, about 0.02 cores for 5 students); other work on the machine slows "
+        "the server too, hence the load average above; memory counts the server and its descendants, sampled "
+        "once a second, so a spike shorter than that can be missed. The cold start warms the caches at the "
+        "shared seed; with `--seeds-own` the class finds nothing warm.",
+    ]
     return "\n".join(lines).rstrip("\n") + "\n"
 
 
@@ -750,6 +767,10 @@ def print_details(phases: list[Phase]) -> None:
         per_page = ", ".join(f"{k} {sorted(v)[len(v) // 2]:.2f} s ({len(v)})" for k, v in sorted(by_page.items()))
         print(f"{ph.name} ({ph.students}): home page max {max(homes, default=0):.2f} s; rerun median by page: "
               f"{per_page or '-'}")
+        slow = sorted((a for a in ph.actions if a.kind in ("first_load", "rerun") and a.latency is not None),
+                      key=lambda a: -a.latency)[:3]
+        if slow:
+            print("  slowest: " + "; ".join(f"{a.latency:.2f} s {a.kind} {a.page} {a.control}".rstrip() for a in slow))
 
 
 def main(argv: list[str] | None = None) -> int:
