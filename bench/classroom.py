@@ -783,10 +783,11 @@ def main(argv: list[str] | None = None) -> int:
         load = " ".join(fh.read().split()[:3])
     machine = machine_line(load)
 
-    def on_term(signum, frame):  # noqa: ARG001 - a `kill` of the benchmark stops the server too
+    def on_signal(signum, frame):  # noqa: ARG001 - Ctrl-C or a `kill` of the benchmark stops the server too
         raise KeyboardInterrupt
 
-    signal.signal(signal.SIGTERM, on_term)
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, on_signal)
     server = Server(port)
     ru0 = resource.getrusage(resource.RUSAGE_SELF)
     t0 = time.perf_counter()
