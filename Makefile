@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 8501
 
-.PHONY: run test lint bench clean screenshot figures handouts serve
+.PHONY: run test lint bench bench-class clean screenshot figures handouts serve
 
 # The venv is rebuilt only when a requirements file changes: the stamp files make both commands quick
 # when nothing changed.
@@ -36,6 +36,11 @@ lint: $(VENV)/.installed-dev
 
 bench: $(VENV)/.installed-dev
 	$(BIN)/python -m bench.run --out docs/performance.md
+
+# A class of simulated students against a fresh server, beside one student alone: the section "A class on one
+# link" of docs/performance.md. Options after ARGS=, e.g. make bench-class ARGS="--students 10,30 --soak 300".
+bench-class: $(VENV)/.installed
+	$(BIN)/python -m bench.classroom --out docs/performance.md $(ARGS)
 
 # Every figure of every page, at the defaults and at every preset: PNG, SVG, CSV and JSON.
 figures: $(VENV)/.installed
