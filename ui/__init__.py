@@ -18,6 +18,7 @@ Everything with words takes them from content/<lang>/<page>.toml.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib
 import inspect
@@ -33,9 +34,9 @@ from core.controls import Control, defaults, find
 from core.export import to_svg
 from core.figures import Figure
 from core.readings import Readout
-from ui.cache import memo, run
+from ui.cache import background, memo, run
 from ui.controls import presets_block, render
-from ui.workers import compute
+from ui.workers import compute, pool
 
 __all__ = ["Page", "run", "seed"]
 
@@ -68,6 +69,11 @@ def figure_spec(page: str, name: str, view: dict[str, Any]) -> dict:
         return spec
 
     return memo(("figure_spec", page, name, tuple(sorted(view.items()))), make)
+
+
+def prefetch_figure(page: str, name: str, view: dict[str, Any]) -> None:
+    with contextlib.suppress(Exception):  # the page computes it again and shows the failure where it belongs
+        figure_spec(page, name, view)
 
 
 @functools.cache
@@ -108,6 +114,23 @@ class Page:
         # Every control's value as the page has drawn it so far (defaults until then), plus the seed:
         # the settings a figure reads, the same dict the export builds from a preset.
         self.settings: dict[str, Any] = {**defaults(controls), "seed": self.seed}
+        self.prefetch()
+
+    def prefetch(self) -> None:
+        """Start every figure of the page computing at once, in the background, before the page asks for them.
+
+        On a rerun every widget's value is already in the session state, so the settings the page will draw
+        are known now. The figures' experiments then run side by side in the worker processes while the
+        script draws the page, and each page.figure(...) waits only for what is not finished yet. The first
+        run of a session, whose widgets do not exist yet, computes as it goes.
+        """
+        state = st.session_state
+        keys = [f"{self.name}_{c.key}" for c in self.table]
+        if not self.figures or pool() is None or not all(key in state for key in keys):
+            return
+        settings = {c.key: state[key] for c, key in zip(self.table, keys)} | {"seed": self.seed}
+        for name, figure in self.figures.items():
+            background(prefetch_figure, self.name, name, dict(figure.view(settings)))
 
     # 1. The question, and the page's presets
     def header(self) -> None:

@@ -16,7 +16,7 @@ import pickle
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from ui import workers
@@ -100,3 +100,12 @@ def run(fn: Callable, *args: Any, **kwargs: Any) -> Any:
 def memo(key: Hashable, make: Callable[[], Any]) -> Any:
     """A value of the app's own (a chart spec ready to send, say) in the same shared, bounded cache."""
     return CACHE.get(key, make)
+
+
+# Threads that only wait: each hands one computation to a worker process and waits for it (ui.Page.prefetch).
+_BACKGROUND = ThreadPoolExecutor(max_workers=16, thread_name_prefix="gradient-lab-prefetch")
+
+
+def background(fn: Callable, *args: Any) -> Future:
+    """fn(*args) started now, on a waiting thread; the cache makes sure nothing is computed twice."""
+    return _BACKGROUND.submit(fn, *args)

@@ -10,7 +10,7 @@ A worker that dies (a crash in native code, the memory limit) takes down only th
 replaced, each of those jobs is tried once more on the new one, and a job that kills a worker twice is that
 session's error, never the server's.
 
-GRADIENT_LAB_WORKERS sets the number of worker processes (default: one fewer than the cores, at least one);
+GRADIENT_LAB_WORKERS sets the number of worker processes (default: one per core);
 0 runs everything in the server's own process, as AppTest and a notebook do.
 """
 
@@ -43,7 +43,7 @@ def configured_workers() -> int:
             return max(0, int(raw))
         except ValueError:
             _LOG.warning("GRADIENT_LAB_WORKERS=%r is not a number; using the default", raw)
-    return max(1, (os.cpu_count() or 2) - 1)
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
 
 
 class _Popen(popen_forkserver.Popen):
