@@ -140,12 +140,16 @@ def read_balance(settings: dict, run: Run = direct) -> Readout:
                                                         "steps": balance.STEPS, **losses})]
     if "uncertainty" not in diverged:
         state = b["uncertainty_state"]
+        if state == "blown":  # its weights may have overflowed: only its losses, as printed numbers
+            values = {"loss1": num(b["uncertainty_loss1"]), "loss2": num(b["uncertainty_loss2"]),
+                      "start1": num(b["start_loss1"]), "start2": num(b["start_loss2"])}
+        else:
+            values = {"weight": b["uncertainty_weight"], "target": b["uncertainty_target"],
+                      "loss1": b["uncertainty_loss1"], "loss2": b["uncertainty_loss2"],
+                      "raw": b["uncertainty_weight"] * s["mismatch"]}
         if state == "settled":
             state += "_noisy" if b["uncertainty_loss2"] > b["uncertainty_loss1"] else "_clean"
-        readings.append(say("balance_uncertainty_" + state, {
-            "weight": b["uncertainty_weight"], "target": b["uncertainty_target"], "loss1": b["uncertainty_loss1"],
-            "loss2": b["uncertainty_loss2"], "start1": b["start_loss1"], "start2": b["start_loss2"],
-            "raw": b["uncertainty_weight"] * s["mismatch"]}))
+        readings.append(say("balance_uncertainty_" + state, values))
     if diverged:
         where = ", ".join(f"{m} (step {int(at)})" for m, at in diverged.items())
         readings.append(say("balance_diverged", {"methods": where, "optimizer": s["optimizer"]},
