@@ -192,3 +192,12 @@ def test_every_reader_has_its_experiment_and_the_page_shows_them_all():
     page = Path("pages/multi_objective.py").read_text(encoding="utf-8")
     for key in set(core.READINGS) - {"misconceptions", "predict"}:
         assert f'page.readout("{key}")' in page
+
+
+def test_adam_ignores_a_factor_on_the_whole_loss_only_well_above_its_eps():
+    # The words' limit, measured: at x 1e-3 (the page's factor) Adam's 100-step run moves < 1e-5; once the scaled
+    # gradients (order 1 here) come down to eps = 1e-8, it no longer cancels (> 1e-3 at 1e-8, > 0.1 at 1e-9).
+    gap = {f: core.train_tradeoff([1.0, 1.0], optimizer="adam", overall=[f, 1.0], steps=100)[["loss1", "loss2"]]
+           .diff().abs().iloc[1].max() for f in (1e-3, 1e-8, 1e-9)}
+    assert gap[1e-3] < 1e-5 and gap[1e-8] > 1e-3 and gap[1e-9] > 0.1
+    assert "eps (1e-8)" in " ".join(W["takeaways"])
