@@ -41,6 +41,8 @@ CONTROLS = (
     Control("majority_share", "float", default=0.95, lo=0.5, hi=1.0, step=0.01),  # the misconception's 95/5
     Control("batch_size", "int", default=32, lo=1, hi=256),  # 100 = 3 × 32 + 4: a short last batch
     Control("eval_examples", "int", default=100, lo=1, hi=N_TEST),
+    Control("smoothing", "float", default=0.1, lo=0.0, hi=0.5, step=0.05),  # 0.1: the common choice (Szegedy et al.)
+    Control("ece_bins", "int", default=15, lo=1, hi=100),  # 15: Guo et al.'s choice, and this page's
 )
 
 # Teaching moments, each a named setting of the controls above. The scenario builder draws the first two
@@ -294,3 +296,20 @@ def calibrate(*, label_noise: float, epochs: int, train_size: int, seed: int = 0
     moved = int((logits.argmax(dim=1) != scaled.argmax(dim=1)).sum())
     return Calibration(temperature, classification_metrics(logits, labels), classification_metrics(scaled, labels),
                        moved, bins)
+
+
+def flipped_in_training(label_noise: float, train_size: int, seed: int = 0) -> int:
+    """How many of experiment 3's training labels noisy_mixture flipped (0: every training label is clean)."""
+    n = train_size + N_VAL + N_TEST
+    _, noisy = noisy_mixture(n, label_noise, seed=seed)
+    _, clean = noisy_mixture(n, 0.0, seed=seed)  # the same draws: only the flips differ
+    return int((noisy != clean)[:train_size].sum())
+
+
+def __getattr__(name: str):
+    """READINGS, from core/accuracy_vs_loss_readings.py, loaded on first use (that module imports this one)."""
+    if name == "READINGS":
+        from core.accuracy_vs_loss_readings import READINGS
+
+        return READINGS
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

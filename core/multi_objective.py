@@ -3,8 +3,10 @@
 Concept: PyTorch minimises whatever scalar `backward()` is called on, so "maximise loss2" means minimising
 `loss1 - alpha * loss2` (or `maximize=True` on the optimizer, the same thing). Three things decide what
 that does: whether loss2 carries a gradient at all (a value copied with `torch.tensor` does not), whether
-it has a maximum (the sum of the weights has none), and how large each term's gradient is. The
-balancing methods of experiment 4 live in core/multi_objective_balance.py.
+it has a maximiser (the sum of the weights has none; tanh of it is bounded but still has none, since
+tanh never reaches its ceiling), and how large each term's gradient is. The balancing methods of
+experiment 4 live in core/multi_objective_balance.py; what the page says about the numbers, in
+core/multi_objective_readings.py (READINGS).
 """
 
 from __future__ import annotations
@@ -21,8 +23,9 @@ from core.controls import Control
 from core.data import generator, mlp
 from core.multi_objective_balance import METHODS, OPTIMIZERS, balance_run, mgda, pareto_front, pcgrad  # noqa: F401
 
-VARIANTS = ("loss1_only", "detached", "maximize", "bounded")
+VARIANTS = ("loss1_only", "detached", "maximize", "bounded", "target")
 TARGET = 5.0  # loss1 = (TARGET - sum of the outputs)^2, as in the learner's setup
+LOSS2_TARGET = 3.0  # "target": push loss2 up to 3 and no further, a term with a maximiser (every seed starts below)
 
 # Experiment 2: ridge regression, where the data fit and the weight norm compete and every alpha has
 # an exact optimum. 64 examples and 8 features: small enough to train 29 alphas at once on every rerun.
@@ -64,7 +67,9 @@ def seed_example(variant: str, *, steps: int = 200, alpha: float = 1.0, seed: in
     loss1 = (5 - sum of outputs)^2 is minimised; loss2 = the sum of every parameter. "loss1_only" trains on
     loss1; "detached" adds loss2 rebuilt with torch.tensor (a copy of values, cut from the graph);
     "maximize" minimises loss1 - alpha * loss2 with a differentiable loss2; "bounded" maximises tanh(loss2),
-    which has a ceiling. Adam at its defaults. Columns: step, loss1, loss2 (before that step's update).
+    bounded by 1 but with no maximiser (tanh never reaches 1, its gradient 1 - tanh^2 never reaches 0);
+    "target" maximises -(loss2 - 3)^2, which has one: loss2 = 3. Adam at its defaults.
+    Columns: step, loss1, loss2 (before that step's update).
     """
     if variant not in VARIANTS:
         raise ValueError(f"unknown variant {variant!r}; valid: {', '.join(VARIANTS)}")
@@ -82,7 +87,8 @@ def seed_example(variant: str, *, steps: int = 200, alpha: float = 1.0, seed: in
         else:
             loss2 = torch.stack([p.sum() for p in model.parameters()]).sum()  # stays in the graph
             loss = {"loss1_only": loss1, "maximize": loss1 - alpha * loss2,
-                    "bounded": loss1 - alpha * torch.tanh(loss2)}[variant]
+                    "bounded": loss1 - alpha * torch.tanh(loss2),
+                    "target": loss1 + alpha * (loss2 - LOSS2_TARGET) ** 2}[variant]
         loss.backward()
         opt.step()
         rows.append((step, loss1.item(), loss2.item()))
@@ -240,3 +246,23 @@ def knee_alpha(scale: float = 1.0, *, seed: int = 0) -> float:
     curve = tradeoff_curve(grid, seed=seed)
     half = curve.loss2.iloc[0] / 2
     return float(10 ** np.interp(-half, -curve.loss2.to_numpy()[1:], np.log10(grid[1:]))) / scale
+
+
+def tanh_push(alpha: float, loss2: float) -> tuple[float, float]:
+    """What still pushes a tanh-bounded loss2 up: d/d(loss2) of alpha * tanh(loss2), in float64 and in float32.
+
+    alpha * (1 - tanh^2) is positive at every finite loss2 (no maximiser); float32, the dtype the run uses,
+    rounds tanh to exactly 1 from about 9.01 on, and autograd's 1 - tanh^2 then gives exactly 0.
+    """
+    exact = alpha / np.cosh(np.float64(loss2)) ** 2  # sech^2, without 1 - tanh^2's cancellation
+    y = torch.tanh(torch.tensor(loss2, dtype=torch.float32))
+    return float(exact), float(alpha * (1 - y * y))
+
+
+def __getattr__(name: str):
+    """READINGS, from core/multi_objective_readings.py, loaded on first use (that module imports this one)."""
+    if name == "READINGS":
+        from core.multi_objective_readings import READINGS
+
+        return READINGS
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -18,7 +18,7 @@ from ui.controls import preset_query
 
 # How many charts each page draws at its defaults: a missing chart is a failure, not a quiet gap.
 EXPECTED_CHARTS = {"loss_scaling": 10, "reduction": 9, "accumulation": 11, "explosion": 8, "multi_objective": 8,
-                   "accuracy_vs_loss": 9}
+                   "accuracy_vs_loss": 12}
 
 EXTREMES = [(p, c, v) for p in PAGES for c in p.core.CONTROLS for v in c.extremes]
 

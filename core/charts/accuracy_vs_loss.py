@@ -13,7 +13,9 @@ import pandas as pd
 
 import core.accuracy_vs_loss as core
 import core.accuracy_vs_loss_counting as counting
+import core.accuracy_vs_loss_smoothing as smoothing
 from core.charts import HEIGHT, OKABE_ITO, WIDTH, chartable
+from core.charts.accuracy_vs_loss_smoothing import ece_bins_chart, smoothing_calibration_chart, smoothing_floor_chart
 from core.figures import Figure
 
 # The page's own things, one colour each, kept across its charts: right is blue and wrong vermillion
@@ -278,6 +280,14 @@ def _batches(batch_size: int, eval_examples: int, label_noise: float, epochs: in
     return counting.batch_counts(logits[:eval_examples], labels[:eval_examples], batch_size)
 
 
+def _smoothing(seed: int) -> pd.DataFrame:
+    return smoothing.smoothing_sweep(seed=seed)
+
+
+def _ece_bins(label_noise: float, epochs: int, train_size: int, seed: int) -> pd.DataFrame:
+    return smoothing.ece_by_bins(label_noise=label_noise, epochs=epochs, train_size=train_size, seed=seed)
+
+
 FIGURES: dict[str, Figure] = {
     "one_example": Figure(("p_true",), core.one_example, lambda df, s: one_example_chart(df), experiment="one"),
     "scenario_plane": Figure(SCENARIO, _scenarios, lambda df, s: scenario_plane_chart(df), experiment="scenario"),
@@ -292,4 +302,10 @@ FIGURES: dict[str, Figure] = {
                                 experiment="imbalance"),
     "batches": Figure(("batch_size", "eval_examples", *RUN), _batches, lambda df, s: batches_chart(df),
                       experiment="bookkeeping"),
+    "smoothing_floor": Figure(("seed",), _smoothing, lambda df, s: smoothing_floor_chart(df, s["smoothing"]),
+                              ("smoothing",), "smoothing"),
+    "smoothing_calibration": Figure(("seed",), _smoothing,
+                                    lambda df, s: smoothing_calibration_chart(df, s["smoothing"]), ("smoothing",),
+                                    "smoothing"),
+    "ece_bins": Figure(RUN, _ece_bins, lambda df, s: ece_bins_chart(df, s["ece_bins"]), ("ece_bins",), "bins"),
 }
