@@ -6,9 +6,9 @@ then waits on one. The pool runs core functions in processes of their own, start
 imported core once (its pages are shared copy-on-write, not copied), so the server's interpreter is left to
 Streamlit and the cores to the experiments.
 
-A worker that dies (a crash in native code, the memory limit) takes down only the jobs it held: the pool is
-replaced, each of those jobs is tried once more on the new one, and a job that kills a worker twice is that
-session's error, never the server's.
+A worker that dies (a crash in native code, the memory limit) takes down only the jobs the pool held: the pool
+is replaced, each of those jobs is tried once more in a process of its own, and a job that kills its process
+twice is that session's error, never the server's nor another session's.
 
 GRADIENT_LAB_WORKERS sets the number of worker processes (default: one per core);
 0 runs everything in the server's own process, as AppTest and a notebook do.
@@ -95,10 +95,14 @@ class Pool:
     def _get(self) -> ProcessPoolExecutor:
         with self._lock:
             if self._executor is None:
-                mp_context = _Context()
-                mp_context.set_forkserver_preload(PRELOAD)
-                self._executor = ProcessPoolExecutor(self.workers, mp_context=mp_context)
+                self._executor = ProcessPoolExecutor(self.workers, mp_context=self._context())
             return self._executor
+
+    @staticmethod
+    def _context() -> _Context:
+        mp_context = _Context()
+        mp_context.set_forkserver_preload(PRELOAD)
+        return mp_context
 
     def _replace(self, broken: ProcessPoolExecutor) -> None:
         with self._lock:
@@ -110,15 +114,25 @@ class Pool:
         return self._get().submit(fn, *args, **kwargs)
 
     def call(self, fn: Callable, *args: Any, **kwargs: Any) -> Any:
-        """fn(*args, **kwargs) in a worker; its exception is raised here, a dead worker is retried once."""
-        for attempt in (1, 2):
-            executor = self._get()
-            try:
-                return executor.submit(fn, *args, **kwargs).result(timeout=TIMEOUT)
-            except BrokenProcessPool:
-                _LOG.warning("a worker process died running %s (attempt %d)", getattr(fn, "__qualname__", fn), attempt)
-                self._replace(executor)
-        raise WorkerFailed(f"{getattr(fn, '__qualname__', fn)} stopped its worker process twice")
+        """fn(*args, **kwargs) in a worker; its exception is raised here.
+
+        When a worker dies, every job it and its pool held fails at once, the guilty one among them. The pool is
+        replaced, and each of those jobs is tried once more in a process of its own, so the guilty job dies
+        alone the second time (WorkerFailed, that session's note) and the others finish.
+        """
+        executor = self._get()
+        try:
+            return executor.submit(fn, *args, **kwargs).result(timeout=TIMEOUT)
+        except BrokenProcessPool:
+            _LOG.warning("a worker process died while %s ran or waited", getattr(fn, "__qualname__", fn))
+            self._replace(executor)
+        alone = ProcessPoolExecutor(1, mp_context=self._context())
+        try:
+            return alone.submit(fn, *args, **kwargs).result(timeout=TIMEOUT)
+        except BrokenProcessPool:
+            raise WorkerFailed(f"{getattr(fn, '__qualname__', fn)} stopped its worker process twice") from None
+        finally:
+            alone.shutdown(wait=False, cancel_futures=True)
 
     def shutdown(self) -> None:
         with self._lock:
