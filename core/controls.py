@@ -88,7 +88,7 @@ def preset_settings(controls: tuple[Control, ...], presets: dict[str, dict], nam
 
 TRUTHY = ("true", "1", "yes", "y", "on", "t")
 FALSY = ("false", "0", "no", "n", "off", "f")
-NOTE_LIMIT = 40  # characters of a link's value quoted in a note: a 3000-character value must not fill the screen
+NOTE_LIMIT = 60  # characters of a link's value quoted in a note: a 3000-character value must not fill the screen
 
 
 @dataclass(frozen=True)

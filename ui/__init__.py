@@ -62,9 +62,15 @@ def figure_spec(page: str, name: str, view: dict[str, Any]) -> dict:
 
 def embedded_section() -> str | None:
     """`?embed=true&section=<experiment key>`: the page shows that one experiment, its controls and charts."""
-    if str(st.query_params.get("embed", "")).lower() != "true":
+    if str(links.raw_param("embed") or "").lower() != "true":
         return None
-    return st.query_params.get("section") or None
+    return links.raw_param("section") or None
+
+
+def _section(name: str) -> str | None:
+    """The embedded experiment of this page, if the link names one of its experiments."""
+    section = embedded_section()
+    return section if section and words(name).get(f"experiments.{section}.title") else None
 
 
 def ensure_app_shell() -> None:
@@ -132,7 +138,7 @@ class Page:
         self.seed = seed()
         self.present = presenting()
         links.correct(f"{name}_", controls, name)  # before any widget seeds from the link
-        self.section = embedded_section()
+        self.section = _section(name)
         self.hidden = False  # inside an experiment an embed leaves out: compute, draw nothing
         self._slots = 0
         # Every control's value (as drawn, else as the session or the link holds it), plus the seed: the settings a
@@ -325,7 +331,7 @@ class Page:
                 st.warning("\n\n".join(APP("nonfinite", run=run_name, what=what, at=at)
                                         for run_name, at in found.items()), icon=":material/warning:")
             else:
-                st.info(APP["nonfinite_slot.calm"], icon=":material/check_circle:")
+                st.caption(APP["nonfinite_slot.calm"])
 
     # 5. Misconceptions
     def misconceptions(self, **values: Any) -> None:

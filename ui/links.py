@@ -41,6 +41,16 @@ def initial_values(key: str) -> list[str]:
         return list(values) if isinstance(values, list) else [values]
 
 
+def raw_param(key: str) -> str | None:
+    """A query parameter as the address holds it, also the ones st.query_params hides (embed, embed_options)."""
+    with _params() as qp:
+        store = getattr(qp, "_query_params", None)
+        value = store.get(key) if store is not None else qp.get(key)
+    if isinstance(value, list):
+        return value[-1] if value else None
+    return value
+
+
 def _seed_with(key: str, value: Any) -> None:
     """Make the bound widget seed from value (None: its default), as if the link had said it."""
     with _params() as qp:
