@@ -30,7 +30,7 @@ CSS = f"""
   white-space: normal !important; overflow: visible !important; text-overflow: clip !important; height: auto;
 }}
 /* touch targets of at least 24 px */
-[data-testid="stSlider"] [role="slider"] {{ width: 24px !important; height: 24px !important; }}
+[data-testid="stSlider"] div:has(> div > input[type="range"]) {{ width: 24px !important; height: 24px !important; }}
 /* contrast: the question, captions, inline code, links */
 [data-testid="stMarkdownContainer"] blockquote {{ color: {INK}; border-left-color: #6b7280; }}
 [data-testid="stMarkdownContainer"] blockquote code, [data-testid="stMarkdownContainer"] code {{ color: {INK}; }}
@@ -46,7 +46,7 @@ CSS = f"""
 .gl-toc ol {{ margin: 0; padding-left: 1.4rem; columns: 2 16rem; }}
 .gl-toc li {{ margin: 0.1rem 0; break-inside: avoid; }}
 /* focus is visible on every control */
-:focus-visible, [role="slider"]:focus, [role="slider"]:focus-visible {{
+:focus-visible, [data-testid="stSlider"] div:has(> div > input[type="range"]:focus-visible) {{
   outline: 3px solid {FOCUS} !important; outline-offset: 2px !important;
 }}
 /* a note that comes and goes keeps its space: the chart below never jumps */
