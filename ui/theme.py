@@ -32,10 +32,13 @@ CSS = f"""
 /* touch targets of at least 24 px */
 [data-testid="stSlider"] div:has(> div > input[type="range"]) {{ width: 24px !important; height: 24px !important; }}
 /* contrast: the question, captions, inline code, links */
-[data-testid="stMarkdownContainer"] blockquote {{ color: {INK}; border-left-color: #6b7280; }}
-[data-testid="stMarkdownContainer"] blockquote code, [data-testid="stMarkdownContainer"] code {{ color: {INK}; }}
-[data-testid="stCaptionContainer"], [data-testid="stWidgetLabel"] [data-testid="stTooltipIcon"] {{ color: {MUTED}; }}
-[data-testid="stMarkdownContainer"] a {{ color: {LINK}; }}
+[data-testid="stMain"] blockquote, [data-testid="stMain"] blockquote * {{ color: {INK} !important; }}
+[data-testid="stMain"] blockquote {{ border-left-color: #6b7280 !important; opacity: 1 !important; }}
+[data-testid="stMain"] code {{ color: {INK} !important; }}
+[data-testid="stMain"] [data-testid="stCaptionContainer"], [data-testid="stMain"] [data-testid="stCaptionContainer"] * {{
+  color: {MUTED} !important;
+}}
+[data-testid="stMain"] [data-testid="stMarkdownContainer"] a {{ color: {LINK} !important; }}
 .gl-preset-links {{ font-size: 0.875rem; color: {MUTED}; margin: 0; line-height: 1.8; }}
 .gl-preset-links a, .gl-toc a {{ color: {LINK}; text-decoration: underline; }}
 .gl-preset-links a.gl-active {{ font-weight: 700; }}
