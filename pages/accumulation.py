@@ -112,5 +112,5 @@ page.misconceptions(
     adam=moved["adam"])
 page.show_code(core.zero_grad_runs, core.none_versus_zero, core.micro_loss, core.accumulate, core.accumulated_and_full,
                core.token_problem, core.training_curves, recipe.run_recipe, core.batchnorm_sweep,
-               memory.backward_peak, memory.peak_bytes)
+               memory.backward_peak, memory.StorageWatch)
 page.takeaways()
