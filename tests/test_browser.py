@@ -351,6 +351,7 @@ def test_presentation_mode_reads_from_the_back_of_the_room(server, page):
     assert errors(page) == []
     sizes = page.evaluate("""() => [...document.querySelectorAll('[data-testid="stVegaLiteChart"] '
         + ':is(.role-axis-label, .role-axis-title, .role-legend-label, .role-legend-title) text')]
+        .filter(e => e.textContent.trim() && getComputedStyle(e).visibility !== 'hidden')
         .map(e => [parseFloat(getComputedStyle(e).fontSize) * e.getScreenCTM().a, e.getAttribute('fill')])""")
     assert sizes and min(size for size, _ in sizes) >= 18, min(sizes)
     assert {fill for _, fill in sizes} <= {"#1f2328"}

@@ -124,8 +124,10 @@ def predict_reasons(templates: Any, reader: Callable[..., Readout] | None, setti
 def link_notes(*scopes: str) -> None:
     """Every value of the opening link that was changed or dropped, in one note at the top of the page."""
     lines = links.notes("app", *scopes)
-    if lines:
-        st.warning("\n".join([APP["links.title"], *(f"- {line}" for line in lines)]), icon=":material/link_off:")
+    if lines:  # HTML-escaped text, not Markdown: nothing in a link's value can become a link, code or emphasis
+        items = "".join(f"<li>{html.escape(line)}</li>" for line in lines)
+        title = html.escape(APP["links.title"])
+        st.html(f'<div class="gl-link-notes" role="status"><p>{title}</p><ul>{items}</ul></div>')
 
 
 class Page:

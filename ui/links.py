@@ -9,7 +9,6 @@ from a link is data, never markup: the note shows it as plain text, shortened.
 
 from __future__ import annotations
 
-import re
 from typing import Any
 from urllib.parse import urlencode
 
@@ -87,18 +86,14 @@ def correct(prefix: str, controls: tuple[Control, ...], scope: str) -> None:
 def note(key: str, link: LinkValue, control: Control) -> str:
     """One line of the note, every value from the link made plain text."""
     default = query_value(control.default)
-    return APP(f"links.{link.problem}", key=plain(key), raw=plain(link.raw), used=plain(link.used or default),
-               lo=plain(query_value(control.lo)) if control.lo is not None else "",
-               hi=plain(query_value(control.hi)) if control.hi is not None else "")
-
-
-_PUNCTUATION = re.compile(r"([!-/:-@\[-`{-~])")
+    return APP(f"links.{link.problem}", key=key, raw=plain(link.raw), used=link.used or default,
+               lo=query_value(control.lo) if control.lo is not None else "",
+               hi=query_value(control.hi) if control.hi is not None else "")
 
 
 def plain(text: str) -> str:
-    """text as Markdown shows it literally: every ASCII punctuation mark escaped, so no link, code or emphasis
-    can form, and no address turns into a link on its own."""
-    return _PUNCTUATION.sub(r"\\\1", text.replace("\n", " "))
+    """A link's value on one line; the note shows it as escaped HTML text, never as Markdown."""
+    return " ".join(text.split()) if text.strip() else repr(text)
 
 
 def notes(*scopes: str) -> list[str]:

@@ -35,7 +35,8 @@ CSS = f"""
 [data-testid="stMain"] blockquote, [data-testid="stMain"] blockquote * {{ color: {INK} !important; }}
 [data-testid="stMain"] blockquote {{ border-left-color: #6b7280 !important; opacity: 1 !important; }}
 [data-testid="stMain"] code {{ color: {INK} !important; }}
-[data-testid="stMain"] [data-testid="stCaptionContainer"], [data-testid="stMain"] [data-testid="stCaptionContainer"] * {{
+[data-testid="stMain"] [data-testid="stCaptionContainer"],
+[data-testid="stMain"] [data-testid="stCaptionContainer"] * {{
   color: {MUTED} !important;
 }}
 [data-testid="stMain"] [data-testid="stMarkdownContainer"] a {{ color: {LINK} !important; }}
@@ -43,6 +44,11 @@ CSS = f"""
 .gl-preset-links a, .gl-toc a {{ color: {LINK}; text-decoration: underline; }}
 .gl-preset-links a.gl-active {{ font-weight: 700; }}
 .gl-active-note {{ color: {MUTED}; }}
+/* what a link's values became: one note at the top */
+.gl-link-notes {{ background: #fff4d6; border-left: 4px solid #b45309; border-radius: 0.5rem; padding: 0.6rem 1rem;
+  color: {INK}; overflow-wrap: anywhere; }}
+.gl-link-notes p {{ margin: 0 0 0.25rem 0; font-weight: 600; }}
+.gl-link-notes ul {{ margin: 0; padding-left: 1.2rem; }}
 /* the table of contents */
 .gl-toc {{ font-size: 0.95rem; }}
 .gl-toc-label {{ font-weight: 600; margin: 0 0 0.25rem 0; color: {INK}; }}
