@@ -70,7 +70,7 @@ def registry(page: str) -> dict[str, Figure]:
 def spec(page: str, name: str, settings: Settings) -> tuple[pd.DataFrame, dict]:
     """The figure's data and its Vega-Lite spec (validated once, here): what the page caches and draws."""
     df, chart = render(registry(page)[name], settings)
-    return df, finish(chart.to_dict())
+    return df, fixed_titles(finish(chart.to_dict()))
 
 
 # ---- What every figure gets before it is drawn (the page) or written (the export) -------------------------------
@@ -139,9 +139,11 @@ def finish(spec: dict, present: bool = False, description: str | None = None) ->
             channel = encoding.get(key)
             if isinstance(channel, dict) and channel.get("legend", {}) is not None and "field" in channel:
                 legend = dict(channel.get("legend") or {})
-                legend.update(orient="bottom", direction="vertical", labelLimit=0, titleLimit=0)
+                legend.update(orient="bottom", direction="vertical", labelLimit=0, titleLimit=0,
+                              columns={"expr": f"max(1, floor((width + 40) / {column}))"} if responsive else 1)
                 channel["legend"] = legend
 
+    column = 26 * font["label"]  # px per legend column: a long label beside its symbol, before the next one
     _walk(spec, legend_below)
     config = spec.setdefault("config", {})
     text = {"labelColor": INK, "titleColor": INK, "labelFontSize": font["label"], "titleFontSize": font["title"]}
@@ -154,6 +156,20 @@ def finish(spec: dict, present: bool = False, description: str | None = None) ->
     config["text"] = {**config.get("text", {}), "color": INK, "fontSize": font["label"]}
     spec["description"] = description if description is not None else describe(spec)
     return spec
+
+
+def fixed_titles(spec: dict, width: int = 720) -> dict:
+    """The spec with its width-following title written out as lines for a figure of this width: an offline
+    renderer sizes a fixed figure once, so the lines must be known before it lays the chart out."""
+    # "pad": the plot keeps its size and the figure grows around title, axes and legend (fitting a fixed figure
+    # around a legend below the plot pushed the title out of the picture)
+    spec = {**spec, "autosize": {"type": "pad"}}
+    title = spec.get("title")
+    if not (isinstance(title, dict) and isinstance(title.get("text"), dict)):
+        return spec
+    font = spec.get("config", {}).get("title", {}).get("fontSize", FONT["normal"]["chart"])
+    lines = wrap(_title_text(spec), max(24, int(width / (0.55 * font))))
+    return {**spec, "title": {**title, "text": lines}}
 
 
 # ---- A text alternative from the data --------------------------------------------------------------------------

@@ -41,7 +41,7 @@ __all__ = ["Page", "link_notes", "run", "seed"]
 
 APP = words("app")
 # Chart height in presentation mode: with 18 px text, a chart and the controls that drive it fit one 1024x768 screen.
-PRESENT_HEIGHT = 330
+PRESENT_HEIGHT = 240
 
 
 def seed() -> int:
@@ -277,7 +277,8 @@ class Page:
                 APP["chart.download_csv"], data=lambda: data.to_csv(index=False), file_name=f"{self.name}_{name}.csv",
                 mime="text/csv", on_click="ignore", key=f"{self.name}_{name}_csv", icon=":material/download:")
             st.download_button(
-                APP["chart.download_svg"], data=lambda: to_svg(spec), file_name=f"{self.name}_{name}.svg",
+                APP["chart.download_svg"], data=lambda: to_svg(figures.fixed_titles(spec)),
+                file_name=f"{self.name}_{name}.svg",
                 mime="image/svg+xml", on_click="ignore", key=f"{self.name}_{name}_svg", icon=":material/image:")
             with st.popover(APP["describe.label"], icon=":material/description:"):
                 st.text(spec.get("description", ""))

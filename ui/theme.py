@@ -69,7 +69,9 @@ PRESENT_CSS = """
 [data-testid="stWidgetLabel"] p, [data-testid="stSliderThumbValue"], [data-testid="stMetricLabel"] p {
   font-size: 1.15rem;
 }
-[data-testid="stVerticalBlock"] { gap: 0.6rem; }
+[data-testid="stVerticalBlock"] { gap: 0.5rem; }
+[class*="_nonfinite_"] { min-height: 2.75rem; }
+[data-testid="stMain"] hr { margin: 0.25rem 0; }
 """
 
 
