@@ -143,7 +143,7 @@ def finish(spec: dict, present: bool = False, description: str | None = None) ->
                               columns={"expr": f"max(1, floor((width + 40) / {column}))"} if responsive else 1)
                 channel["legend"] = legend
 
-    column = 26 * font["label"]  # px per legend column: a long label beside its symbol, before the next one
+    column = 16 * font["label"]  # px per legend column: a long label beside its symbol, before the next one
     _walk(spec, legend_below)
     config = spec.setdefault("config", {})
     text = {"labelColor": INK, "titleColor": INK, "labelFontSize": font["label"], "titleFontSize": font["title"]}

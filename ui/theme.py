@@ -66,9 +66,7 @@ PRESENT_CSS = """
 [data-testid="stMainBlockContainer"] { padding-top: 2.5rem; padding-bottom: 1rem; max-width: 100%; }
 [data-testid="stMain"] h1 { font-size: 2.2rem; padding: 0.25rem 0; }
 [data-testid="stMain"] h2 { font-size: 1.7rem; padding: 0.5rem 0 0.25rem 0; }
-[data-testid="stWidgetLabel"] p, [data-testid="stSliderThumbValue"], [data-testid="stMetricLabel"] p {
-  font-size: 1.15rem;
-}
+[data-testid="stWidgetLabel"] p, [data-testid="stMetricLabel"] p { font-size: 1.15rem; }
 [data-testid="stVerticalBlock"] { gap: 0.5rem; }
 [class*="_nonfinite_"] { min-height: 2.75rem; }
 [data-testid="stMain"] hr { margin: 0.25rem 0; }
