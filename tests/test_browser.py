@@ -389,3 +389,13 @@ def test_an_embed_shows_one_experiment(server, page):
     assert headings == [words("loss_scaling")["experiments.update.title"]]
     assert page.locator('[data-testid="stVegaLiteChart"]').count() == settle_embed
     shoot(page, "loss_scaling_embed_update")
+
+
+def test_home_links_wrap_on_a_phone(server, page):
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.goto(server)
+    settle(page, 0)
+    found = page.evaluate(LAYOUT)
+    assert found["links"] == [] and found["wide"] == [], found
+    assert page.title() == "Gradient Lab"
+    shoot(page, "home_phone", width=390)
