@@ -398,4 +398,5 @@ def test_home_links_wrap_on_a_phone(server, page):
     found = page.evaluate(LAYOUT)
     assert found["links"] == [] and found["wide"] == [], found
     assert page.title() == "Gradient Lab"
+    assert contrast_violations(page) == []
     shoot(page, "home_phone", width=390)

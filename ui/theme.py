@@ -37,8 +37,9 @@ CSS = f"""
 [data-testid="stMain"] code {{ color: {INK} !important; }}
 [data-testid="stMain"] [data-testid="stCaptionContainer"],
 [data-testid="stMain"] [data-testid="stCaptionContainer"] * {{
-  color: {MUTED} !important;
+  color: {MUTED} !important; opacity: 1 !important;
 }}
+[data-testid="stMain"] [data-testid="stMarkdown"]:has([data-testid="stCaptionContainer"]) {{ opacity: 1 !important; }}
 [data-testid="stMain"] [data-testid="stMarkdownContainer"] a {{ color: {LINK} !important; }}
 .gl-preset-links {{ font-size: 0.875rem; color: {MUTED}; margin: 0; line-height: 1.8; }}
 .gl-preset-links a, .gl-toc a {{ color: {LINK}; text-decoration: underline; }}
