@@ -4,16 +4,23 @@ import streamlit as st
 
 from content import words
 from core.registry import PAGES
-from ui import server
+from ui import links, server, theme
 
 server.start()
 
-st.set_page_config(page_title="Gradient Lab", page_icon=":material/functions:", layout="wide")
-
 APP = words("app")
+links.correct("", (links.SEED, links.PRESENT), "app")  # before the seed and mode widgets seed from the link
+present = bool(links.link_value("", links.PRESENT))
+# The favicon is a bundled image: a Material icon would fetch its font from a CDN.
+st.set_page_config(page_title=APP["app"], page_icon=theme.FAVICON, layout="wide",
+                   initial_sidebar_state="collapsed" if present else "auto")
+
 home = st.Page("pages/home.py", title=APP["home"], icon=":material/home:", default=True)
 concepts = [st.Page(p.path, title=words(p.name)["title"], icon=p.icon, url_path=p.name) for p in PAGES]
 current = st.navigation({APP["nav.start"]: [home], APP["nav.concepts"]: concepts})
+# Each browser tab names its page.
+st.set_page_config(page_title=APP["app"] if current is home else f"{current.title} · {APP['app']}")
+theme.inject(present)
 
 with st.sidebar:
     st.number_input(APP["seed.label"], min_value=0, max_value=9999, value=0, step=1, key="seed",

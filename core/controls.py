@@ -84,3 +84,110 @@ def preset_settings(controls: tuple[Control, ...], presets: dict[str, dict], nam
             raise ValueError(f"preset {name!r}: {key}={value!r} is not a value the control takes")
         values[key] = value
     return values
+
+
+TRUTHY = ("true", "1", "yes", "y", "on", "t")
+FALSY = ("false", "0", "no", "n", "off", "f")
+NOTE_LIMIT = 60  # characters of a link's value quoted in a note: a 3000-character value must not fill the screen
+
+
+@dataclass(frozen=True)
+class LinkValue:
+    """What a URL value became: the value to use (None: the default) and, if it was changed or dropped, why.
+
+    `problem` is a content key under app.toml's [links] ("repeated", "clamped", "rounded", "unusable"); the
+    page shows every problem as one note at its top. `raw` is the value as given, shortened for the note.
+    """
+
+    value: int | float | str | bool | None
+    problem: str | None = None
+    raw: str = ""
+    used: str = ""  # the value used instead, as the note says it
+
+
+def shorten(raw: str, limit: int = NOTE_LIMIT) -> str:
+    """A link's value bounded for a note: its first characters and how many were left out."""
+    return raw if len(raw) <= limit else f"{raw[:limit]}… (+{len(raw) - limit})"
+
+
+def decimals(step: float | None) -> int:
+    """How many decimals a step has: 0.001 -> 3, 0.05 -> 2, 1 -> 0; the digits a slider must show."""
+    if not step:
+        return 2
+    text = f"{step:.10f}".rstrip("0")
+    return len(text.split(".")[1]) if "." in text else 0
+
+
+def number_format(control: Control) -> str:
+    """The printf format a slider shows its value in: as many digits as its step, so 0.001 never reads 0.00."""
+    if control.kind == "log10":
+        return "1e%d"
+    if control.kind == "int":
+        return "%d"
+    return f"%.{decimals(control.step)}f"
+
+
+def parse_link(control: Control, values: list[str]) -> LinkValue:
+    """A control's value from the URL's values for its key (several when the key is repeated).
+
+    The last value counts (as st.query_params reads it), and a repeated key is said so. A number out of range is
+    clamped to the nearest end, a non-integer for an integer control is rounded, a truthy spelling turns a toggle
+    on; what cannot be read at all falls back to the default. Each change is reported, never silent.
+    """
+    if not values:
+        return LinkValue(None)
+    raw = values[-1]
+    note = "repeated" if len(values) > 1 else None
+    value, problem = _parse_one(control, raw.strip())
+    if problem is None and note:
+        problem = note
+    used = "" if value is None else (str(value).lower() if isinstance(value, bool) else _plain(value))
+    if problem == "unusable":
+        used = _plain(control.default) if not isinstance(control.default, bool) else str(control.default).lower()
+    return LinkValue(value, problem, shorten(raw), used)
+
+
+def _plain(value: int | float | str) -> str:
+    if isinstance(value, float):
+        short = f"{value:g}"
+        return short if float(short) == value else repr(value)
+    return str(value)
+
+
+def _parse_one(control: Control, raw: str) -> tuple[int | float | str | bool | None, str | None]:
+    if control.kind == "select":
+        if raw in control.options:
+            return raw, None
+        folded = {o.lower(): o for o in control.options}
+        return (folded[raw.lower()], None) if raw.lower() in folded else (None, "unusable")
+    if control.kind == "toggle":
+        if raw.lower() in TRUTHY:
+            return True, None
+        if raw.lower() in FALSY:
+            return False, None
+        return None, "unusable"
+    try:
+        number = float(raw)
+    except ValueError:
+        return None, "unusable"
+    if not math.isfinite(number):
+        return None, "unusable"
+    problem = None
+    if control.kind in ("int", "log10") and number != round(number):
+        number, problem = float(round(number)), "rounded"
+    if number < control.lo or number > control.hi:
+        number, problem = min(max(number, control.lo), control.hi), "clamped"
+    if control.kind in ("int", "log10"):
+        return int(number), problem
+    if control.step:  # the slider's own grid: Streamlit would keep 0.1234 on a 0.001 slider and show 0.123
+        snapped = round(round((number - control.lo) / control.step) * control.step + control.lo, decimals(control.step))
+        if not math.isclose(snapped, number, rel_tol=0, abs_tol=1e-12):
+            number, problem = min(max(snapped, control.lo), control.hi), problem or "rounded"
+    return float(number), problem
+
+
+def query_value(value: int | float | str | bool) -> str:
+    """A value as a bound widget writes it into the URL."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    return _plain(value)

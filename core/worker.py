@@ -11,7 +11,7 @@ from typing import Any
 
 import pandas as pd
 
-from core.figures import _Declared, registry
+from core.figures import _Declared, finish, registry
 from core.registry import PAGES
 
 for _info in PAGES:
@@ -19,13 +19,17 @@ for _info in PAGES:
     importlib.import_module(f"core.charts.{_info.name}")
 
 
-def chart_spec(page: str, name: str, data: pd.DataFrame, view: dict[str, Any]) -> dict:
-    """FIGURES[name]'s Vega-Lite spec for data at view, as the page draws it.
+def chart_spec(page: str, name: str, data: pd.DataFrame, view: dict[str, Any], *, present: bool = False,
+               present_height: int = 240) -> dict:
+    """FIGURES[name]'s Vega-Lite spec for data at view, as the page draws it, finished for reading (title,
+    legends, fonts, its text description; larger and lower for a projector when present).
 
     Not validated against the Vega-Lite schema here: that costs more than most experiments, and every figure's
     spec is validated by the tests and the export (core.figures.spec) at every preset.
     """
-    spec = registry(page)[name].chart(data, _Declared(view)).to_dict(validate=False)
+    spec = finish(registry(page)[name].chart(data, _Declared(view)).to_dict(validate=False), present=present)
+    if present and spec.get("width", "container") == "container":
+        spec["height"] = present_height
     # Fit the width, legend included; let the height grow around title and x-axis (Vega's "pad"). Left to
     # Streamlit's fitting, a long y-axis title squeezed the plot to half and pushed the chart title out of view.
     spec.setdefault("autosize", {"type": "fit-x", "contains": "padding"})

@@ -11,6 +11,7 @@ W = words("home")
 built = {p.name: p for p in PAGES}
 
 st.title(W["title"])
+ui.link_notes()
 st.markdown(f"### {W['tagline']}")
 st.markdown(W["intro"])
 

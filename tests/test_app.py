@@ -11,9 +11,12 @@ from urllib.parse import parse_qsl
 
 import pytest
 
+from content import words
 from core.controls import preset_settings
+from core.figures import registry
 from core.registry import PAGES
 from tests.helpers import charts, nonfinite_cells, open_page, walk_marks
+from ui import PRESENT_HEIGHT
 from ui.controls import preset_query
 
 # How many charts each page draws at its defaults: a missing chart is a failure, not a quiet gap.
@@ -53,13 +56,36 @@ def test_defaults(page):
 
 
 @pytest.mark.parametrize("page", PAGES, ids=lambda p: p.name)
-def test_predict_first_reveals_the_short_answer(page):
+def test_predict_then_check(page):
+    """Choosing alone reveals nothing; Check names the right option, then the short answer follows."""
     at = open_page(page.path)
     short = lambda: [m.value for m in at.markdown if "Short answer" in m.value]  # noqa: E731
-    assert short() == []
-    at.radio(key=f"{page.name}_predict").set_value(at.radio(key=f"{page.name}_predict").options[0]).run()
+    radio = at.radio(key=f"{page.name}_predict")
+    options = radio.options
+    answer = options[words(page.name)["predict.answer"]]
+    wrong = next(o for o in options if o != answer)
+    feedback = lambda: [b.value for b in [*at.warning, *at.success]  # noqa: E731
+                        if b.value.startswith(("Right", "Not quite"))]
+    radio.set_value(wrong).run()
+    assert short() == [] and feedback() == []  # a choice (a click, an arrow key) is not a commitment
+    at.button(key=f"{page.name}_predict_check").click().run()
     assert len(short()) == 1
-    assert at.success or at.warning
+    (said,) = feedback()
+    assert said.startswith("Not quite") and answer.split()[0] in said
+    at.radio(key=f"{page.name}_predict").set_value(answer).run()
+    assert short() == [] and feedback() == []  # a changed choice must be checked again
+    at.button(key=f"{page.name}_predict_check").click().run()
+    assert feedback()[0].startswith("Right")
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: p.name)
+def test_every_chart_describes_its_data(page):
+    at = open_page(page.path)
+    for chart in charts(at):
+        spec = json.loads(chart.proto.spec)
+        description = spec.get("description", "")
+        assert " against " in description or " per " in description, description
+        assert 1 <= description.count(". ") + 1 <= 3 and len(description) < 700, description
 
 
 @pytest.mark.parametrize(("page", "control", "value"), EXTREMES,
@@ -80,18 +106,53 @@ def test_deep_link_lands_on_its_state(page, control, value):
     at = open_page(page.path, {f"{page.name}_{control.key}": raw})
     assert_healthy(at, page)
     assert at.session_state[f"{page.name}_{control.key}"] == value
-    assert not at.info  # an accepted value gets no note
+    assert link_notes(at) == []  # an accepted value gets no note
+
+
+def link_notes(at) -> list[str]:
+    """The note at the top of the page on what the link's values became: its raw HTML."""
+    return [h.proto.body for h in at.get("html") if 'class="gl-link-notes"' in h.proto.body]
 
 
 @pytest.mark.parametrize("page", PAGES, ids=lambda p: p.name)
-def test_a_value_a_control_cannot_take_is_ignored_with_a_note(page):
+def test_an_out_of_range_link_value_is_clamped_with_a_note_at_the_top(page):
     numeric = [c for c in page.core.CONTROLS if c.kind in ("int", "float", "log10")]
     control = numeric[0]
     at = open_page(page.path, {f"{page.name}_{control.key}": str(control.hi * 10 + 1), "seed": "12"})
     assert_healthy(at, page)
-    assert at.session_state[f"{page.name}_{control.key}"] == control.default
-    assert any(f"{page.name}_{control.key}" in i.value for i in at.info)
+    assert at.session_state[f"{page.name}_{control.key}"] == control.hi
+    (note,) = link_notes(at)
+    assert f"{page.name}_{control.key}" in note and "nearest end" in note
     assert at.session_state["seed"] == 12
+
+
+def test_link_values_that_are_changed_or_dropped_are_all_noted():
+    at = open_page("pages/loss_scaling.py", {"seed": "99999", "present": "yes", "loss_scaling_steps": "2.5",
+                                             "loss_scaling_lr": "banana"})
+    assert not at.exception
+    assert at.session_state["seed"] == 9999 and at.session_state["present"] is True
+    assert at.session_state["loss_scaling_steps"] == 2 and at.session_state["loss_scaling_lr"] == 0.1
+    (note,) = link_notes(at)
+    assert all(k in note for k in ("seed", "steps", "banana")) and "present" not in note  # "yes" is a truthy spelling
+
+
+def test_a_link_in_a_link_value_is_plain_text():
+    raw = "` [Your session expired: log in here](https://example.com) `"
+    at = open_page("pages/loss_scaling.py", {"loss_scaling_lr": raw})
+    (note,) = link_notes(at)
+    assert "<a" not in note and "[Your session expired" in note and "&lt;" not in raw  # shown, never a link
+    long = open_page("pages/loss_scaling.py", {"loss_scaling_lr": "x" * 3000})
+    (note,) = link_notes(long)
+    assert len(note) < 400
+
+
+def test_an_embedded_section_shows_one_experiment():
+    at = open_page("pages/loss_scaling.py", {"embed": "true", "section": "update"})
+    assert not at.exception
+    assert [h.value for h in at.header] == [words("loss_scaling")["experiments.update.title"]]
+    assert not at.title and not at.get("radio")
+    assert len(charts(at)) == sum(f.experiment == "update" for f in registry("loss_scaling").values())
+    assert {s.key for s in at.slider} == {"loss_scaling_lr", "loss_scaling_steps", "loss_scaling_eps_exp"}
 
 
 PRESETS = [(p, name) for p in PAGES for name in getattr(p.core, "PRESETS", {})]
@@ -119,17 +180,19 @@ def test_every_preset_is_a_link(page, preset):
     assert_healthy(at, page)
     expected = preset_settings(page.core.CONTROLS, page.core.PRESETS, preset)
     assert {k: at.session_state[f"{page.name}_{k}"] for k in expected} == expected
-    assert not at.info
+    assert link_notes(at) == []
 
 
 @pytest.mark.parametrize("page", PAGES, ids=lambda p: p.name)
 def test_presentation_mode_keeps_charts_and_drops_prose(page):
     at = open_page(page.path, {"present": "true"})
     assert_healthy(at, page)
-    assert not at.get("radio")  # no predict-first block
+    assert at.get("radio")  # the predict question stays, so a teacher can poll the room
     assert not at.expander  # no show-the-code
     headers = [h.value for h in at.header]
     assert all(h not in headers for h in ("Misconceptions, checked live", "Show the code", "Takeaways"))
     assert not at.get("download_button")
     for chart in charts(at):
-        assert json.loads(chart.proto.spec)["height"] == 480
+        spec = json.loads(chart.proto.spec)
+        assert spec.get("width", "container") != "container" or spec["height"] == PRESENT_HEIGHT
+        assert spec["config"]["axis"]["labelFontSize"] >= 18 and spec["config"]["legend"]["titleFontSize"] >= 18

@@ -2,7 +2,7 @@
 
 import pytest
 
-from core.controls import Control, defaults, find
+from core.controls import Control, decimals, defaults, find, number_format, parse_link, query_value
 
 LR = Control("lr", "float", 0.1, lo=0.001, hi=1.0, step=0.001)
 OPT = Control("optimizer", "select", "adam", options=("sgd", "adam"))
@@ -38,3 +38,44 @@ def test_find_lists_valid_keys_and_defaults_collects_them():
     with pytest.raises(ValueError, match="lr, optimizer, clip"):
         find((LR, OPT, FLAG), "momentum")
     assert defaults((LR, OPT, FLAG)) == {"lr": 0.1, "optimizer": "adam", "clip": False}
+
+
+STEPS = Control("steps", "int", 1, lo=1, hi=50)
+SCALE = Control("scale_exp", "log10", -1, lo=-10, hi=4)
+
+
+@pytest.mark.parametrize(("control", "values", "value", "problem"), [
+    (LR, ["0.001"], 0.001, None),
+    (LR, ["7"], 1.0, "clamped"),  # out of range: the nearest end, not the default
+    (LR, ["-1"], 0.001, "clamped"),
+    (LR, ["0.1234"], 0.123, "rounded"),  # onto the slider's own grid
+    (LR, ["banana"], None, "unusable"),
+    (LR, ["nan"], None, "unusable"),
+    (LR, ["0.5", "0.2"], 0.2, "repeated"),  # the last value, as st.query_params reads it
+    (STEPS, ["2.5"], 2, "rounded"),
+    (STEPS, ["99999"], 50, "clamped"),
+    (SCALE, ["-9"], -9, None),
+    (FLAG, ["yes"], True, None), (FLAG, ["1"], True, None), (FLAG, ["ON"], True, None), (FLAG, ["off"], False, None),
+    (FLAG, ["maybe"], None, "unusable"),
+    (OPT, ["SGD"], "sgd", None), (OPT, ["lion"], None, "unusable"),
+])
+def test_a_link_value_is_read_corrected_and_its_change_named(control, values, value, problem):
+    link = parse_link(control, values)
+    assert (link.value, link.problem) == (value, problem)
+
+
+def test_a_long_link_value_is_shortened_for_its_note():
+    link = parse_link(LR, ["x" * 3000])
+    assert link.problem == "unusable" and len(link.raw) < 100 and "2940" in link.raw
+
+
+@pytest.mark.parametrize(("step", "digits"), [(0.001, 3), (0.01, 2), (0.05, 2), (0.5, 1), (1, 0), (None, 2)])
+def test_a_slider_shows_as_many_digits_as_its_step(step, digits):
+    assert decimals(step) == digits
+    assert number_format(Control("x", "float", 0.0, lo=0.0, hi=1.0, step=step)) == f"%.{digits}f"
+    assert number_format(STEPS) == "%d" and number_format(SCALE) == "1e%d"
+
+
+def test_query_values_round_trip():
+    assert query_value(True) == "true" and query_value(0.001) == "0.001" and query_value(3) == "3"
+    assert float(query_value(0.1 + 0.2)) == 0.1 + 0.2

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import html
 import importlib
 import inspect
 from collections.abc import Callable
@@ -34,14 +35,16 @@ from core.controls import Control, defaults, find
 from core.export import to_svg
 from core.figures import Figure
 from core.readings import Readout
+from ui import links
 from ui.cache import background, memo, run
 from ui.controls import presets_block, render
 from ui.workers import compute, pool
 
-__all__ = ["Page", "run", "seed"]
+__all__ = ["Page", "link_notes", "run", "seed"]
 
 APP = words("app")
-PRESENT_HEIGHT = 480  # chart height in presentation mode, for the back of a lecture hall
+# Chart height in presentation mode: with 18 px text, a chart and the controls that drive it fit one 1024x768 screen.
+PRESENT_HEIGHT = 240
 
 
 def seed() -> int:
@@ -49,11 +52,12 @@ def seed() -> int:
     return int(st.session_state.get("seed", 0))
 
 
-def figure_spec(page: str, name: str, view: dict[str, Any]) -> dict:
+def figure_spec(page: str, name: str, view: dict[str, Any], present: bool = False) -> dict:
     """The Vega-Lite spec of a page's figure, ready for st.vega_lite_chart, shared by every session.
 
-    Built in a worker from the cached data (core.worker.chart_spec); its data sets are then turned into Arrow
-    bytes once, as Streamlit would on every rerun, so a rerun that finds it here sends it as it is.
+    Built and finished (title, legends, fonts, its text description: core.figures.finish) in a worker from the
+    cached data (core.worker.chart_spec); its data sets are then turned into Arrow bytes once, as Streamlit
+    would on every rerun, so a rerun that finds it here sends it as it is.
     """
     from streamlit import dataframe_util
 
@@ -62,24 +66,38 @@ def figure_spec(page: str, name: str, view: dict[str, Any]) -> dict:
     def make() -> dict:
         figure = figures.registry(page)[name]
         data = run(figure.data, **figure.arguments(view))
-        spec = compute(worker.chart_spec, page, name, data, view)
+        spec = compute(worker.chart_spec, page, name, data, view, present=present,
+                       present_height=PRESENT_HEIGHT)
         if "datasets" in spec:
             spec["datasets"] = {key: dataframe_util.convert_anything_to_arrow_bytes(values)
                                 for key, values in spec["datasets"].items()}
         return spec
 
-    return memo(("figure_spec", page, name, tuple(sorted(view.items()))), make)
+    return memo(("figure_spec", page, name, tuple(sorted(view.items())), present), make)
 
 
-def prefetch_figure(page: str, name: str, view: dict[str, Any]) -> None:
+def prefetch_figure(page: str, name: str, view: dict[str, Any], present: bool) -> None:
     with contextlib.suppress(Exception):  # the page computes it again and shows the failure where it belongs
-        figure_spec(page, name, view)
+        figure_spec(page, name, view, present)
 
 
 @functools.cache
 def source(fn: Callable) -> str:
     """The source of fn, read once: "Show the code" prints the code that runs."""
     return inspect.getsource(fn)
+
+
+def embedded_section() -> str | None:
+    """`?embed=true&section=<experiment key>`: the page shows that one experiment, its controls and charts."""
+    if str(links.raw_param("embed") or "").lower() != "true":
+        return None
+    return links.raw_param("section") or None
+
+
+def _section(name: str) -> str | None:
+    """The embedded experiment of this page, if the link names one of its experiments."""
+    section = embedded_section()
+    return section if section and words(name).get(f"experiments.{section}.title") else None
 
 
 def ensure_app_shell() -> None:
@@ -102,6 +120,35 @@ def presenting() -> bool:
     return bool(st.session_state.get("present", False))
 
 
+METRICS_PER_ROW = 3
+
+
+def predict_reasons(templates: Any, reader: Callable[..., Readout] | None, settings: dict) -> list[str] | None:
+    """Each option's reason, filled with the reader's live values; None when the page has none yet."""
+    if not templates:
+        return None
+    values: dict[str, Any] = {}
+    if reader is not None:
+        try:
+            readout = reader(settings, run)
+            values = next((dict(r.values) for r in readout.readings if r.key == "predict.why"), {})
+        except Exception:  # a page whose reader is still being written keeps its generic lines
+            return None
+    try:
+        return [str(template).format(**values) for template in templates]
+    except (KeyError, IndexError, ValueError):
+        return None
+
+
+def link_notes(*scopes: str) -> None:
+    """Every value of the opening link that was changed or dropped, in one note at the top of the page."""
+    lines = links.notes("app", *scopes)
+    if lines:  # HTML-escaped text, not Markdown: nothing in a link's value can become a link, code or emphasis
+        items = "".join(f"<li>{html.escape(line)}</li>" for line in lines)
+        title = html.escape(APP["links.title"])
+        st.html(f'<div class="gl-link-notes" role="status"><p>{title}</p><ul>{items}</ul></div>')
+
+
 class Page:
     def __init__(self, name: str, controls: tuple[Control, ...] = (), figures: dict[str, Figure] | None = None):
         ensure_app_shell()
@@ -111,63 +158,121 @@ class Page:
         self.readers: dict[str, Callable[..., Readout]] = getattr(module, "READINGS", {})
         self.seed = seed()
         self.present = presenting()
-        # Every control's value as the page has drawn it so far (defaults until then), plus the seed:
-        # the settings a figure reads, the same dict the export builds from a preset.
-        self.settings: dict[str, Any] = {**defaults(controls), "seed": self.seed}
+        links.correct(f"{name}_", controls, name)  # before any widget seeds from the link
+        self.section = _section(name)
+        self.hidden = False  # inside an experiment an embed leaves out: compute, draw nothing
+        self._slots = 0
+        # Every control's value (as drawn, else as the session or the link holds it), plus the seed: the settings a
+        # figure reads, the same dict the export builds from a preset.
+        self.settings: dict[str, Any] = {**defaults(controls), **{c.key: links.link_value(f"{name}_", c)
+                                                                 for c in controls}, "seed": self.seed}
+        st.html(f'<span class="gl-page gl-page-{name}"></span>')
         self.prefetch()
 
     def prefetch(self) -> None:
         """Start every figure of the page computing at once, in the background, before the page asks for them.
 
-        On a rerun every widget's value is already in the session state, so the settings the page will draw
-        are known now. The figures' experiments then run side by side in the worker processes while the
-        script draws the page, and each page.figure(...) waits only for what is not finished yet. The first
-        run of a session, whose widgets do not exist yet, computes as it goes.
+        The settings the page will draw are known now (from the session and the link), so the figures'
+        experiments run side by side in the worker processes while the script draws the page, and each
+        page.figure(...) waits only for what is not finished yet.
         """
-        state = st.session_state
-        keys = [f"{self.name}_{c.key}" for c in self.table]
-        if not self.figures or pool() is None or not all(key in state for key in keys):
+        if not self.figures or pool() is None:
             return
-        settings = {c.key: state[key] for c, key in zip(self.table, keys)} | {"seed": self.seed}
         for name, figure in self.figures.items():
-            background(prefetch_figure, self.name, name, dict(figure.view(settings)))
+            background(prefetch_figure, self.name, name, dict(figure.view(self.settings)), self.present)
 
     # 1. The question, and the page's presets
     def header(self) -> None:
+        if self.section:
+            link_notes(self.name)
+            return
         st.title(self.words["title"])
+        link_notes(self.name)
         if not self.present:
             st.markdown(f"> {self.words['question']}")
+            self.contents()
         if self.presets:
-            presets_block(self.name, self.table, self.presets, self.words)
+            presets_block(self.name, self.table, self.presets, self.words, self.settings, self.seed, self.present)
+        self.share()
+
+    def contents(self) -> None:
+        """The table of contents: each experiment, the misconceptions, the code and the takeaways."""
+        experiments = [(key, e["title"]) for key, e in (self.words.get("experiments") or {}).items()
+                       if isinstance(e, dict) and "title" in e]
+        items = [*experiments, ("misconceptions", APP["toc.misconceptions"]), ("code", APP["toc.code"]),
+                 ("takeaways", APP["toc.takeaways"])]
+        entries = "".join(f'<li><a href="#{html.escape(key)}" target="_self">{html.escape(title)}</a></li>'
+                          for key, title in items)
+        st.html(f'<nav class="gl-toc" aria-label="{html.escape(APP["toc.label"])}">'
+                f'<p class="gl-toc-label">{html.escape(APP["toc.label"])}</p><ol>{entries}</ol></nav>')
+
+    def share(self) -> None:
+        """The full address of this view, in a box with a copy button."""
+        base = str(getattr(st.context, "url", "") or "").split("?")[0]
+        query = links.view_query(self.name, self.table, self.settings, self.seed, self.present)
+        with st.popover(APP["share.label"], icon=":material/link:", help=APP["share.help"]):
+            st.code(f"{base}?{query}" if query else base, language=None, wrap_lines=True)
 
     # 2. Predict first, then 3. the short answer
     def predict(self, **values: Any) -> None:
-        if self.present:
+        """Choose, then press Check: choosing alone (a click, an arrow key) reveals nothing. The feedback names the
+        right option and says why the chosen one is right or wrong, with the live numbers of READINGS["predict"]."""
+        if self.section:
             return
-        w = self.words
-        with st.container(border=True):
-            options = w["predict.options"]
-            choice = st.radio(w["predict.prompt"], options, index=None, key=f"{self.name}_predict")
-            hurry = st.checkbox(APP["predict.reveal"], key=f"{self.name}_reveal")
-            if choice is not None:
-                right = options.index(choice) == w["predict.answer"]
-                (st.success if right else st.warning)(APP["predict.right" if right else "predict.wrong"])
-            if choice is not None or hurry:
+        w, key = self.words, f"{self.name}_predict"
+        checked = f"{key}_checked"
+        options = w["predict.options"]
+
+        def check() -> None:
+            st.session_state[checked] = st.session_state.get(key) or ""
+
+        with st.container(border=True, key=f"{key}_box"):
+            choice = st.radio(w["predict.prompt"], options, index=None, key=key)
+            with st.container(horizontal=True, vertical_alignment="center"):
+                st.button(APP["predict.check"], key=f"{key}_check", on_click=check, type="primary")
+                hurry = False if self.present else st.checkbox(APP["predict.reveal"], key=f"{self.name}_reveal")
+            judged = st.session_state.get(checked)
+            if judged == "" and choice is None:
+                st.info(APP["predict.choose_first"])
+            shown = judged is not None and judged != "" and judged == choice
+            if shown:
+                self._feedback(options, options.index(choice))
+            if (shown or hurry) and not self.present:
                 st.markdown(f"**{APP['predict.short_answer']}** {w('short_answer', **values)}")
+
+    def _feedback(self, options: list[str], chosen: int) -> None:
+        answer = self.words["predict.answer"]
+        right = chosen == answer
+        lines = [APP("predict.right_named" if right else "predict.wrong_named", answer=options[answer])]
+        why = predict_reasons(self.words.get("predict.why"), self.readers.get("predict"), dict(self.settings))
+        if why and chosen < len(why):
+            lines.append(why[chosen])
+        else:
+            lines.append(APP["predict.right" if right else "predict.wrong"])
+        (st.success if right else st.warning)("\n\n".join(lines))
 
     # 4. Experiments
     def experiment(self, key: str) -> None:
-        st.header(self.words[f"experiments.{key}.title"], divider="gray")
+        self.hidden = bool(self.section) and key != self.section
+        if self.hidden:
+            return
+        st.header(self.words[f"experiments.{key}.title"], divider="gray", anchor=key)
         intro = self.words.get(f"experiments.{key}.intro")
         if intro and not self.present:
             st.markdown(intro)
 
     def control(self, key: str) -> Any:
-        self.settings[key] = render(self.name, find(self.table, key), self.words)
+        control = find(self.table, key)
+        if self.hidden:  # an embed's other experiments: the value still feeds what follows, no widget drawn
+            self.settings[key] = links.link_value(f"{self.name}_", control)
+        else:
+            self.settings[key] = render(self.name, control, self.words)
         return self.settings[key]
 
     def controls(self, *keys: str) -> tuple[Any, ...]:
         """Several controls side by side, in one row."""
+        if self.hidden:
+            return tuple(self.control(key) for key in keys)
         values = []
         for column, key in zip(st.columns(len(keys)), keys):
             with column:
@@ -185,37 +290,45 @@ class Page:
         """
         figure = self.figures[name]
         data = run(figure.data, **figure.arguments(self.settings))
+        if self.hidden:
+            return data
         view = dict(figure.view(self.settings))
-        spec = figure_spec(self.name, name, view)
-        if self.present:
-            spec = {**spec, "height": PRESENT_HEIGHT}
-        st.vega_lite_chart(spec=spec, width="stretch", key=f"{self.name}_{name}_chart")
-        self.download(data, name, view)
+        spec = figure_spec(self.name, name, view, self.present)
+        st.vega_lite_chart(spec=spec, width="stretch" if spec.get("width", "container") == "container" else "content",
+                           key=f"{self.name}_{name}_chart")
+        self.download(data, name, view, spec.get("description", ""))
         return data
 
-    def download(self, data: pd.DataFrame, name: str, view: dict[str, Any]) -> None:
+    def download(self, data: pd.DataFrame, name: str, view: dict[str, Any], description: str) -> None:
         """The chart's data as CSV and the figure as SVG, both made only when clicked."""
         if self.present:
             return
-        with st.container(horizontal=True):
+        with st.container(horizontal=True, vertical_alignment="center"):
             st.download_button(
                 APP["chart.download_csv"], data=lambda: data.to_csv(index=False), file_name=f"{self.name}_{name}.csv",
                 mime="text/csv", on_click="ignore", key=f"{self.name}_{name}_csv", icon=":material/download:")
             st.download_button(
-                APP["chart.download_svg"], data=lambda: to_svg(self.svg_spec(name, data, view)),
+                APP["chart.download_svg"], data=lambda: to_svg(figures.fixed_titles(self.svg_spec(name, data, view))),
                 file_name=f"{self.name}_{name}.svg", mime="image/svg+xml", on_click="ignore",
                 key=f"{self.name}_{name}_svg", icon=":material/image:")
+            with st.popover(APP["describe.label"], icon=":material/description:"):
+                st.text(description)
 
     def svg_spec(self, name: str, data: pd.DataFrame, view: dict[str, Any]) -> dict:
         from core import worker
 
-        spec = worker.chart_spec(self.name, name, data, view)
-        return {**spec, "height": PRESENT_HEIGHT} if self.present else spec
+        return worker.chart_spec(self.name, name, data, view, present=self.present, present_height=PRESENT_HEIGHT)
 
     def metrics(self, items: dict[str, str]) -> None:
-        """A row of live numbers: {label key under metrics.: formatted value}."""
-        for column, (key, value) in zip(st.columns(len(items)), items.items()):
-            column.metric(self.words[f"metrics.{key}"], value)
+        """Live numbers, at most three to a row so every value and label shows in full: {label key: value}."""
+        if self.hidden:
+            return
+        entries = list(items.items())
+        for start in range(0, len(entries), METRICS_PER_ROW):
+            row = entries[start:start + METRICS_PER_ROW]
+            for column, (key, value) in zip(st.columns(METRICS_PER_ROW if len(entries) > METRICS_PER_ROW
+                                                       else len(row)), row):
+                column.metric(self.words[f"metrics.{key}"], value)
 
     def readout(self, key: str) -> Readout:
         """Experiment key's metrics and readings, chosen and filled in core (READINGS[key]) at the current settings.
@@ -227,6 +340,8 @@ class Page:
         return readout
 
     def show(self, readout: Readout) -> None:
+        if self.hidden:
+            return
         if readout.metrics:
             self.metrics(dict(readout.metrics))
         for reading in readout.readings:
@@ -237,20 +352,31 @@ class Page:
                 (st.caption if reading.tone == "note" else st.markdown)(text)
 
     def reading(self, key: str, **values: Any) -> None:
-        if self.present:
+        if self.present or self.hidden:
             return
         st.markdown(self.words(f"experiments.{key}.reading", **values))
 
     def nonfinite(self, found: dict[Any, Any], *, what: str = "step") -> None:
-        """Say where runs went non-finite; the chart beside it shows only the finite part."""
-        for run_name, at in found.items():
-            st.warning(APP("nonfinite", run=run_name, what=what, at=at), icon=":material/warning:")
+        """Say where runs went non-finite; the chart beside it shows only the finite part.
+
+        The slot keeps its place either way (a calm line when every run stayed finite), so the chart below does
+        not jump when a run starts or stops diverging.
+        """
+        if self.hidden:
+            return
+        self._slots += 1
+        with st.container(key=f"{self.name}_nonfinite_{self._slots}"):
+            if found:
+                st.warning("\n\n".join(APP("nonfinite", run=run_name, what=what, at=at)
+                                        for run_name, at in found.items()), icon=":material/warning:")
+            else:
+                st.caption(APP["nonfinite_slot.calm"])
 
     # 5. Misconceptions
     def misconceptions(self, **values: Any) -> None:
-        if self.present:
+        if self.present or self.section:
             return
-        st.header(APP["misconceptions.title"], divider="gray")
+        st.header(APP["misconceptions.title"], divider="gray", anchor="misconceptions")
         for item in self.words["misconceptions"]:
             with st.container(border=True):
                 st.markdown(f"**{APP['misconceptions.claim']}** ~~{item['claim']}~~")
@@ -258,9 +384,9 @@ class Page:
 
     # 6. Show the code
     def show_code(self, *functions: Callable) -> None:
-        if self.present:
+        if self.present or self.section:
             return
-        st.header(APP["code.title"], divider="gray")
+        st.header(APP["code.title"], divider="gray", anchor="code")
         st.caption(APP["code.caption"])
         for fn in functions:
             with st.expander(f"`{fn.__module__}.{fn.__qualname__}`"):
@@ -268,9 +394,9 @@ class Page:
 
     # 7. Takeaways and references
     def takeaways(self) -> None:
-        if self.present:
+        if self.present or self.section:
             return
-        st.header(APP["takeaways.title"], divider="gray")
+        st.header(APP["takeaways.title"], divider="gray", anchor="takeaways")
         st.markdown("\n".join(f"- {t}" for t in self.words["takeaways"]))
         st.subheader(APP["takeaways.references"])
         st.markdown("\n".join(f"- [{r['title']}]({r['url']})" for r in self.words["references"]))

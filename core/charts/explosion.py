@@ -171,6 +171,9 @@ def training_norms_chart(runs: pd.DataFrame, threshold: float) -> alt.LayerChart
         title="Gradient norm before clipping (solid) and after it (dashed)", width=WIDTH, height=HEIGHT)
 
 
+SQUARE = 240  # px: the clipping diagram's plot, small enough beside its axes and legend on a 390 px phone
+
+
 def clip_2d_chart(df: pd.DataFrame, threshold: float) -> alt.LayerChart:
     """One 2-D gradient and its two clipped versions as arrows from the origin, with the norm ball and value box."""
     data = df.assign(x0=0.0, y0=0.0)
@@ -194,9 +197,11 @@ def clip_2d_chart(df: pd.DataFrame, threshold: float) -> alt.LayerChart:
     outline = alt.Chart(pd.concat([ball, box])).mark_line(strokeDash=[3, 3]).encode(
         x="x:Q", y="y:Q", order="order:Q", detail="shape:N", tooltip=["shape:N"],
         color=alt.value(OKABE_ITO["grey"]))
-    square = alt.layer(outline, shafts, tips).properties(width=HEIGHT, height=HEIGHT)
-    # a one-panel concatenation keeps its own square size when the page stretches charts to the column's width
-    return alt.hconcat(square).properties(title="Norm clipping shortens the gradient; value clipping turns it")
+    # A square of fixed size, so the norm ball stays round: a number, not the column's width, with "pad" sizing
+    # (a one-panel concatenation under "fit" sizing was drawn 0 px wide on the page and in its SVG).
+    return alt.layer(outline, shafts, tips).properties(
+        width=SQUARE, height=SQUARE, autosize=alt.AutoSizeParams(type="pad"),
+        title="Norm clipping shortens the gradient; value clipping turns it")
 
 
 NET_COLORS = {"plain": OKABE_ITO["vermillion"], "residual + LayerNorm": OKABE_ITO["green"]}

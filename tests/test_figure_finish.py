@@ -1,0 +1,72 @@
+"""What every figure gets before it is drawn or exported: wrapped titles, legends below, dark text, a description."""
+
+from __future__ import annotations
+
+import altair as alt
+import pandas as pd
+import pytest
+
+from core.export import settings_for, to_svg
+from core.figures import FONT, INK, describe, finish, registry, spec, wrap
+from core.readings import Reading, Readout
+from core.registry import PAGES
+from tests.helpers import walk_marks
+
+ALL = [(p.name, name) for p in PAGES for name in registry(p.name)]
+
+
+def _chart() -> dict:
+    df = pd.DataFrame({"step": [0, 1, 2, 0, 1, 2], "loss": [1.0, 0.5, 0.25, 1.0, 0.8, 0.6],
+                       "run": ["sgd"] * 3 + ["adam"] * 3})
+    return alt.Chart(df).mark_line().encode(
+        x=alt.X("step:Q", title="step"), y=alt.Y("loss:Q", title="training loss"),
+        color=alt.Color("run:N", legend=alt.Legend(orient="right")), tooltip=["run:N"],
+    ).properties(title="A title long enough that a phone must wrap it onto two lines or more", width="container")
+
+
+def test_wrap_breaks_at_spaces_within_the_width():
+    lines = wrap("one two three four five six seven", 10)
+    assert lines == ["one two", "three four", "five six", "seven"] and all(len(x) <= 10 for x in lines)
+
+
+def test_finish_wraps_the_title_to_the_width_moves_legends_below_and_darkens_text():
+    done = finish(_chart().to_dict())
+    assert "width" in done["title"]["text"]["expr"] and done["config"]["title"]["limit"] == 0
+    (unit,) = list(walk_marks(done))
+    assert unit["encoding"]["color"]["legend"]["orient"] == "bottom"
+    assert done["config"]["axis"]["labelColor"] == INK and done["config"]["axis"]["labelFontSize"] == 12
+    present = finish(done, present=True)
+    assert present["config"]["axis"]["labelFontSize"] >= 18 and present["config"]["legend"]["titleFontSize"] >= 18
+    assert present["description"] == done["description"]
+
+
+def test_the_description_says_what_against_what_the_ranges_and_the_series():
+    text = describe(finish(_chart().to_dict()))
+    assert text.startswith("A title long enough")
+    assert "training loss against step" in text.lower() and "from 0 to 2" in text and "sgd and adam" in text
+
+
+@pytest.mark.parametrize(("page", "name"), ALL, ids=lambda x: str(x))
+def test_every_exported_figure_draws_its_plot_and_describes_it(page, name):
+    """The export's SVG has a plot of real width (the clipping diagram was 0 px wide) and a wrapped title."""
+    _, figure = spec(page, name, settings_for(page, None))
+    assert len(figure["description"]) > 40
+    svg = to_svg(figure)
+    width = float(svg.split('width="', 1)[1].split('"', 1)[0])
+    assert width >= 200, (page, name, width)
+    assert "…" not in svg.split("role-title", 1)[-1][:4000]
+
+
+def test_predict_reasons_fill_each_option_and_fall_back_without_a_reader():
+    from ui import predict_reasons
+
+    def reader(settings, run):
+        return Readout(readings=(Reading("predict.why", {"ratio": 0.1}),))
+
+    assert predict_reasons(["moves {ratio:g} as far", "no"], reader, {}) == ["moves 0.1 as far", "no"]
+    assert predict_reasons(None, reader, {}) is None
+    assert predict_reasons(["needs {missing}"], reader, {}) is None  # a reader not written yet: generic lines
+
+
+def test_font_sizes_of_presentation_mode_are_at_least_18_px():
+    assert min(FONT["present"].values()) >= 18
