@@ -8,6 +8,7 @@ s * |g| sinks to the size of eps; float32 and float16 rounding have the last wor
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -115,13 +116,17 @@ def update_outcome(optimizer: str, scale: float, *, steps: int = 1, seed: int = 
                    eps: float = 1e-8) -> Outcome:
     """update_ratio, and whether (and after how many steps) either run diverged: two explosions have no ratio."""
     make_optimizer(optimizer, [torch.zeros(1, requires_grad=True)], lr=lr)
-    moved, broke = [], []
-    for s in (scale, 1.0):
-        model, x, y = reference_problem(seed)
-        start = flat(model)
-        broke.append(divergence_step(train(model, x, y, optimizer=optimizer, scale=s, lr=lr, steps=steps, eps=eps)))
-        moved.append(torch.linalg.vector_norm((flat(model) - start).double()).item())
-    return Outcome(moved[0] / moved[1] if moved[1] else float("nan"), *broke)
+    (scaled, scaled_broke), (plain, plain_broke) = (_moved(optimizer, s, steps, seed, lr, eps) for s in (scale, 1.0))
+    return Outcome(scaled / plain if plain else float("nan"), scaled_broke, plain_broke)
+
+
+@functools.lru_cache(maxsize=64)  # the plain run (s = 1) is the same for every s: a new s trains only its own run
+def _moved(optimizer: str, scale: float, steps: int, seed: int, lr: float, eps: float) -> tuple[float, int | None]:
+    """||theta_steps - theta_0|| of the run on scale * loss, and its divergence_step."""
+    model, x, y = reference_problem(seed)
+    start = flat(model)
+    broke = divergence_step(train(model, x, y, optimizer=optimizer, scale=scale, lr=lr, steps=steps, eps=eps))
+    return torch.linalg.vector_norm((flat(model) - start).double()).item(), broke
 
 
 def adam_first_step(scale: float, *, lr: float = 0.1, eps: float = 1e-8, seed: int = 0) -> tuple[float, float]:
