@@ -224,22 +224,30 @@ def scaling_sweep(*, lr: float = 0.1, steps: int = 5, eps: float = 1e-8, seed: i
     weight), frozen_fraction (share of parameters with theta_1 == theta_0 exactly after the first step).
     """
     scales_t = torch.tensor((1.0, *scales))  # copy 0 is the plain run every ratio divides by
+    model, x, y = reference_problem(seed)
+
+    def backward(copies: _Copies) -> None:
+        losses = ((copies(x) - y) ** 2).mean(dim=(1, 2))  # (S,) each copy's MSELoss
+        (scales_t * losses).sum().backward()  # copy i's gradient is scales_t[i] * its own
+
+    first = _Copies(model, len(scales_t))
+    backward(first)  # every optimizer starts from the same weights, so its first gradients are these
     rows = []
     for name in OPTIMIZERS:
-        model, x, y = reference_problem(seed)
         copies = _Copies(model, len(scales_t))
+        for p, q in zip(copies.parameters(), first.parameters()):
+            p.grad = q.grad.clone()
         opt = make_optimizer(name, copies.parameters(), lr=lr, eps=eps)
         start = copies.flat()
-        for step in range(steps):
+        opt.step()
+        frozen = (copies.flat() == start).double().mean(dim=1).tolist()  # (S,)
+        for _ in range(steps - 1):
             opt.zero_grad()
-            losses = ((copies(x) - y) ** 2).mean(dim=(1, 2))  # (S,) each copy's MSELoss
-            (scales_t * losses).sum().backward()  # copy i's gradient is scales_t[i] * its own
+            backward(copies)
             opt.step()
-            if step == 0:
-                frozen = (copies.flat() == start).double().mean(dim=1)  # (S,)
         moved = torch.linalg.vector_norm((copies.flat() - start).double(), dim=1)  # (S,)
         ratio = (moved / moved[0]).tolist()
-        rows += [{"optimizer": name, "scale": s, "update_ratio": ratio[i + 1], "frozen_fraction": frozen[i + 1].item()}
+        rows += [{"optimizer": name, "scale": s, "update_ratio": ratio[i + 1], "frozen_fraction": frozen[i + 1]}
                  for i, s in enumerate(scales)]
     return pd.DataFrame(rows)
 
