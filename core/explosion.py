@@ -20,7 +20,7 @@ import threading
 import pandas as pd
 import torch
 from torch import nn
-from torch.func import jacfwd
+from torch.func import jacfwd, vmap
 
 from core.controls import Control
 from core.data import generator
@@ -48,6 +48,29 @@ def jacobian_forward(f, x: torch.Tensor) -> torch.Tensor:
     """torch.func.jacfwd(f)(x), holding the process's forward-mode AD for this thread alone while it runs."""
     with FORWARD_AD:
         return jacfwd(f)(x)
+
+
+def chained_jacobians(step, s0: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
+    """d s_t / d s_0 for t = 1 .. T of s_t = step(s_{t-1}, inputs[t-1]), by the chain rule: A_t ... A_1.
+
+    Each one-step Jacobian A_t = d s_t / d s_{t-1} comes from torch.func.jacfwd, all T of them in one vmap
+    call (one set of batched ops instead of T steps of forward-mode AD); the product is then T small
+    matmuls. It is the same product forward-mode AD forms through the unrolled loop (tests compare them).
+    Returns (T, S, S).
+    """
+    states = [s0]
+    with torch.no_grad():
+        for x_t in inputs[:-1]:
+            states.append(step(states[-1], x_t))
+    def factor(s: torch.Tensor, x_t: torch.Tensor) -> torch.Tensor:  # A_t = d s_t / d s_{t-1}, (S, S)
+        return jacobian_forward(lambda z: step(z, x_t), s)
+
+    factors = vmap(factor)(torch.stack(states), inputs)  # (T, S, S): one batched jacfwd for every step
+    product, out = torch.eye(s0.shape[0], dtype=s0.dtype), []
+    for a_t in factors:
+        product = a_t @ product
+        out.append(product)
+    return torch.stack(out)
 
 
 # The deep MLP: square layers, so fan_in = fan_out and Xavier's and He's rules reduce to one gain each.
@@ -261,14 +284,10 @@ def rnn_gradient_norms(seq_len: int, spectral_radius: float, *, hidden: int = HI
     phi = torch.tanh if check(nonlinearity, NONLINEARITIES, "nonlinearity") == "tanh" else (lambda z: z)
     w, u, x, _ = recurrent_problem(spectral_radius, hidden=hidden, seed=seed)
 
-    def states(h0: torch.Tensor) -> torch.Tensor:  # (H,) -> (T, H)
-        h, out = h0, []
-        for x_t in x[:seq_len]:
-            h = phi(w @ h + u @ x_t)
-            out.append(h)
-        return torch.stack(out)
+    def step(h: torch.Tensor, x_t: torch.Tensor) -> torch.Tensor:  # (H,), (I,) -> (H,)
+        return phi(w @ h + u @ x_t)
 
-    jacobians = jacobian_forward(states, torch.zeros(hidden, dtype=torch.float64))  # (T, H, H): dh_t / dh_0
+    jacobians = chained_jacobians(step, torch.zeros(hidden, dtype=torch.float64), x[:seq_len])  # (T, H, H)
     return torch.linalg.matrix_norm(jacobians, ord=2).tolist()
 
 
@@ -287,7 +306,7 @@ def gated_gradient_norms(seq_len: int, cell: str, *, hidden: int = HIDDEN, forge
 
 @functools.lru_cache(maxsize=8)  # pure in its arguments; one entry per (cell, hidden, forget_bias, seed)
 def gated_trajectory_norms(cell: str, hidden: int, forget_bias: float, seed: int) -> tuple[float, ...]:
-    """||dh_t / d(initial state)||_2 for t = 1 .. SEQ_MAX through nn.LSTM or nn.GRU, by forward-mode autograd."""
+    """||dh_t / d(initial state)||_2 for t = 1 .. SEQ_MAX through nn.LSTM or nn.GRU (chained_jacobians)."""
     _, _, x, gen = recurrent_problem(1.0, hidden=hidden, seed=seed)  # the vanilla RNN's inputs, x (T, I)
     net = (nn.LSTM if cell == "lstm" else nn.GRU)(INPUTS, hidden, dtype=torch.float64, device="meta")
     net = net.to_empty(device="cpu")  # built without storage, so without a draw from the global RNG
@@ -297,13 +316,14 @@ def gated_trajectory_norms(cell: str, hidden: int, forget_bias: float, seed: int
         with torch.no_grad():
             net.bias_hh_l0[hidden:2 * hidden] += forget_bias  # gate order (input, forget, cell, output)
 
-    def states(s0: torch.Tensor) -> torch.Tensor:  # (S,) -> (T, H)
+    def step(s: torch.Tensor, x_t: torch.Tensor) -> torch.Tensor:  # one step of the real module: (S,), (I,) -> (S,)
         if cell == "lstm":
-            return net(x, (s0[None, :hidden], s0[None, hidden:]))[0]
-        return net(x, s0[None])[0]
+            _, (h, c) = net(x_t[None], (s[None, :hidden], s[None, hidden:]))  # the state is (h, c)
+            return torch.cat([h[0], c[0]])
+        return net(x_t[None], s[None])[1][0]
 
     size = 2 * hidden if cell == "lstm" else hidden
-    jacobians = jacobian_forward(states, torch.zeros(size, dtype=torch.float64))  # (T, H, S)
+    jacobians = chained_jacobians(step, torch.zeros(size, dtype=torch.float64), x)[:, :hidden]  # (T, H, S)
     return tuple(torch.linalg.matrix_norm(jacobians.detach(), ord=2).tolist())
 
 

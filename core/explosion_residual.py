@@ -7,8 +7,9 @@ the product no longer compounds a factor per layer. Both nets here use the very 
 
 Finding the source of an explosion in a real model: per-layer gradient norms, read by a hook on each block
 (`register_full_backward_hook`, used below), point at the layer where the growth starts; and
-`torch.autograd.detect_anomaly()` names the forward op whose backward first produced NaN. Anomaly mode is one flag
-for the whole process, and slow, so it belongs in a debugging run, not in a server like this one.
+anomaly detection (`torch.autograd.detect_anomaly`) names the forward op whose backward first produced NaN.
+Anomaly mode is one flag for the whole process, and slow, so it belongs in a debugging run,
+not in a server like this one.
 """
 
 from __future__ import annotations

@@ -8,6 +8,7 @@ s * |g| sinks to the size of eps; float32 and float16 rounding have the last wor
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -115,13 +116,17 @@ def update_outcome(optimizer: str, scale: float, *, steps: int = 1, seed: int = 
                    eps: float = 1e-8) -> Outcome:
     """update_ratio, and whether (and after how many steps) either run diverged: two explosions have no ratio."""
     make_optimizer(optimizer, [torch.zeros(1, requires_grad=True)], lr=lr)
-    moved, broke = [], []
-    for s in (scale, 1.0):
-        model, x, y = reference_problem(seed)
-        start = flat(model)
-        broke.append(divergence_step(train(model, x, y, optimizer=optimizer, scale=s, lr=lr, steps=steps, eps=eps)))
-        moved.append(torch.linalg.vector_norm((flat(model) - start).double()).item())
-    return Outcome(moved[0] / moved[1] if moved[1] else float("nan"), *broke)
+    (scaled, scaled_broke), (plain, plain_broke) = (_moved(optimizer, s, steps, seed, lr, eps) for s in (scale, 1.0))
+    return Outcome(scaled / plain if plain else float("nan"), scaled_broke, plain_broke)
+
+
+@functools.lru_cache(maxsize=64)  # the plain run (s = 1) is the same for every s: a new s trains only its own run
+def _moved(optimizer: str, scale: float, steps: int, seed: int, lr: float, eps: float) -> tuple[float, int | None]:
+    """||theta_steps - theta_0|| of the run on scale * loss, and its divergence_step."""
+    model, x, y = reference_problem(seed)
+    start = flat(model)
+    broke = divergence_step(train(model, x, y, optimizer=optimizer, scale=scale, lr=lr, steps=steps, eps=eps))
+    return torch.linalg.vector_norm((flat(model) - start).double()).item(), broke
 
 
 def adam_first_step(scale: float, *, lr: float = 0.1, eps: float = 1e-8, seed: int = 0) -> tuple[float, float]:
@@ -219,22 +224,30 @@ def scaling_sweep(*, lr: float = 0.1, steps: int = 5, eps: float = 1e-8, seed: i
     weight), frozen_fraction (share of parameters with theta_1 == theta_0 exactly after the first step).
     """
     scales_t = torch.tensor((1.0, *scales))  # copy 0 is the plain run every ratio divides by
+    model, x, y = reference_problem(seed)
+
+    def backward(copies: _Copies) -> None:
+        losses = ((copies(x) - y) ** 2).mean(dim=(1, 2))  # (S,) each copy's MSELoss
+        (scales_t * losses).sum().backward()  # copy i's gradient is scales_t[i] * its own
+
+    first = _Copies(model, len(scales_t))
+    backward(first)  # every optimizer starts from the same weights, so its first gradients are these
     rows = []
     for name in OPTIMIZERS:
-        model, x, y = reference_problem(seed)
         copies = _Copies(model, len(scales_t))
+        for p, q in zip(copies.parameters(), first.parameters()):
+            p.grad = q.grad.clone()
         opt = make_optimizer(name, copies.parameters(), lr=lr, eps=eps)
         start = copies.flat()
-        for step in range(steps):
+        opt.step()
+        frozen = (copies.flat() == start).double().mean(dim=1).tolist()  # (S,)
+        for _ in range(steps - 1):
             opt.zero_grad()
-            losses = ((copies(x) - y) ** 2).mean(dim=(1, 2))  # (S,) each copy's MSELoss
-            (scales_t * losses).sum().backward()  # copy i's gradient is scales_t[i] * its own
+            backward(copies)
             opt.step()
-            if step == 0:
-                frozen = (copies.flat() == start).double().mean(dim=1)  # (S,)
         moved = torch.linalg.vector_norm((copies.flat() - start).double(), dim=1)  # (S,)
         ratio = (moved / moved[0]).tolist()
-        rows += [{"optimizer": name, "scale": s, "update_ratio": ratio[i + 1], "frozen_fraction": frozen[i + 1].item()}
+        rows += [{"optimizer": name, "scale": s, "update_ratio": ratio[i + 1], "frozen_fraction": frozen[i + 1]}
                  for i, s in enumerate(scales)]
     return pd.DataFrame(rows)
 

@@ -194,9 +194,54 @@ def test_tanh_recurrence_is_nn_rnn_and_its_jacobian_matches_a_second_route():
     np.testing.assert_allclose(ex.rnn_gradient_norms(steps, rho, nonlinearity="tanh"), expected, rtol=1e-10)
 
 
+def _unrolled_gated_norms(cell: str, forget_bias: float, seed: int = 0) -> list[float]:
+    """The second route: jacfwd through nn.LSTM / nn.GRU run over the whole sequence at once."""
+    _, _, x, gen = ex.recurrent_problem(1.0, seed=seed)
+    h = ex.HIDDEN
+    net = (nn.LSTM if cell == "lstm" else nn.GRU)(ex.INPUTS, h, dtype=torch.float64)
+    with torch.no_grad():
+        for p in net.parameters():
+            nn.init.uniform_(p, -1 / math.sqrt(h), 1 / math.sqrt(h), generator=gen)
+        if cell == "lstm":
+            net.bias_hh_l0[h:2 * h] += forget_bias
+
+    def states(s0):  # (S,) -> (T, H)
+        return net(x, (s0[None, :h], s0[None, h:]))[0] if cell == "lstm" else net(x, s0[None])[0]
+
+    size = 2 * h if cell == "lstm" else h
+    jac = ex.jacobian_forward(states, torch.zeros(size, dtype=torch.float64))  # (T, H, S)
+    return torch.linalg.matrix_norm(jac.detach(), ord=2).tolist()
+
+
+@pytest.mark.parametrize(("cell", "forget_bias"), [("lstm", 0.0), ("lstm", 1.0), ("gru", 0.0)])
+def test_chained_one_step_jacobians_equal_jacfwd_through_the_whole_sequence(cell, forget_bias):
+    # Both routes form the same float64 products; below 1e-300 a norm is at the edge of float64 and may be 0 in one.
+    np.testing.assert_allclose(ex.gated_trajectory_norms(cell, ex.HIDDEN, forget_bias, 0),
+                               _unrolled_gated_norms(cell, forget_bias), rtol=1e-10, atol=1e-300)
+
+
+@pytest.mark.parametrize("nonlinearity", ex.NONLINEARITIES)
+def test_rnn_chain_equals_jacfwd_through_the_unrolled_loop(nonlinearity):
+    rho, steps = 1.1, 120
+    phi = torch.tanh if nonlinearity == "tanh" else (lambda z: z)
+    w, u, x, _ = ex.recurrent_problem(rho)
+
+    def states(h0):  # (H,) -> (T, H): the loop unrolled, differentiated end to end
+        h, out = h0, []
+        for x_t in x[:steps]:
+            h = phi(w @ h + u @ x_t)
+            out.append(h)
+        return torch.stack(out)
+
+    jac = ex.jacobian_forward(states, torch.zeros(ex.HIDDEN, dtype=torch.float64))  # (T, H, H)
+    np.testing.assert_allclose(ex.rnn_gradient_norms(steps, rho, nonlinearity=nonlinearity),
+                               torch.linalg.matrix_norm(jac, ord=2).tolist(), rtol=1e-10)
+
+
 def test_a_shorter_sequence_is_the_start_of_a_longer_one():
-    np.testing.assert_array_equal(ex.rnn_gradient_norms(40, 1.1, nonlinearity="tanh"),
-                                  ex.rnn_gradient_norms(90, 1.1, nonlinearity="tanh")[:40])
+    # The one-step Jacobians are one batched call over the sequence, whose rounding may differ in the last bit.
+    np.testing.assert_allclose(ex.rnn_gradient_norms(40, 1.1, nonlinearity="tanh"),
+                               ex.rnn_gradient_norms(90, 1.1, nonlinearity="tanh")[:40], rtol=1e-14)
     assert ex.gated_gradient_norms(40, "gru") == ex.gated_gradient_norms(90, "gru")[:40]
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import pandas as pd
 import pytest
 import torch
 from torch import nn
@@ -219,3 +220,33 @@ def test_at_the_default_eps_the_adam_family_still_moves_where_sgd_freezes():
         for s in (1e-10, 1e-8, 1e-6):
             assert sweep.frozen_fraction[(name, s)] == 0.0, (name, s)
     assert sweep.frozen_fraction[("sgd", 1e-8)] == 1.0
+
+
+def _sweep_one_optimizer_at_a_time(*, lr, steps, eps, seed, scales):
+    """The sweep as each optimizer would run it alone: its own first forward and backward pass."""
+    scales_t = torch.tensor((1.0, *scales))
+    rows = []
+    for name in ls.OPTIMIZERS:
+        model, x, y = ls.reference_problem(seed)
+        copies = ls._Copies(model, len(scales_t))
+        opt = ls.make_optimizer(name, copies.parameters(), lr=lr, eps=eps)
+        start = copies.flat()
+        for step in range(steps):
+            opt.zero_grad()
+            (scales_t * ((copies(x) - y) ** 2).mean(dim=(1, 2))).sum().backward()
+            opt.step()
+            if step == 0:
+                frozen = (copies.flat() == start).double().mean(dim=1)
+        moved = torch.linalg.vector_norm((copies.flat() - start).double(), dim=1)
+        ratio = (moved / moved[0]).tolist()
+        rows += [{"optimizer": name, "scale": s, "update_ratio": ratio[i + 1], "frozen_fraction": frozen[i + 1].item()}
+                 for i, s in enumerate(scales)]
+    return pd.DataFrame(rows)
+
+
+@pytest.mark.parametrize(("steps", "eps", "seed"), [(1, 1e-8, 0), (3, 1e-6, 2)])
+def test_the_shared_first_backward_pass_changes_no_number(steps, eps, seed):
+    # Every optimizer starts from the same weights, so the sweep takes the first gradients once: bit for bit the same.
+    settings = {"lr": 0.1, "steps": steps, "eps": eps, "seed": seed, "scales": ls.SWEEP_SCALES}
+    pd.testing.assert_frame_equal(ls.scaling_sweep(**settings), _sweep_one_optimizer_at_a_time(**settings),
+                                  check_exact=True)
