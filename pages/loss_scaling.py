@@ -59,8 +59,9 @@ page.figure("clipping")
 page.readout("clipping")
 
 page.misconceptions(**evidence(page.readers["misconceptions"](dict(page.settings), page.run), page.words))
-page.show_code(core.train, core.gradient_ratios, core.update_outcome, core._moved, core.scaling_sweep, core.equivalent_runs,
-               loss_scaling_decay.decay_sweep, loss_scaling_decay.adam_decay_identity, core.adam_first_step,
+page.show_code(core.train, core.gradient_ratios, core.update_outcome, core._moved, core.scaling_sweep,
+               core.equivalent_runs, loss_scaling_decay.decay_sweep, loss_scaling_decay.adam_decay_identity,
+               core.adam_first_step,
                core.fp16_underflow_fraction, fp16.scale_sweep, fp16.grad_scaler_trace,
                loss_scaling_amp.autocast_grad_dtypes, loss_scaling_amp.format_sweep, loss_scaling_amp.clipping_run)
 page.takeaways()
