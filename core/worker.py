@@ -6,6 +6,7 @@ starts with torch, pandas, Altair and every page's core ready (shared, copy-on-w
 
 from __future__ import annotations
 
+import gc
 import importlib
 from typing import Any
 
@@ -17,6 +18,11 @@ from core.registry import PAGES
 for _info in PAGES:
     importlib.import_module(f"core.{_info.name}")
     importlib.import_module(f"core.charts.{_info.name}")
+
+# Imported once by the fork server, whose pages every worker shares copy-on-write: a collection that walked the
+# imported objects would write to each of them, and each worker would end up with a private copy of it all.
+gc.collect()
+gc.freeze()
 
 
 def chart_spec(page: str, name: str, data: pd.DataFrame, view: dict[str, Any], *, present: bool = False,

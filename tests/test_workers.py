@@ -131,3 +131,11 @@ def test_a_function_wrapped_under_another_name_is_sent_as_the_function_it_wraps(
     assert workers.portable(charts.norm_sweep) is reduction.norm_sweep
     assert workers.portable(lambda: 1) is None  # a lambda runs in the server's own process instead
     assert workers.compute(lambda: 1) == 1
+
+
+def test_a_small_container_gets_one_worker(monkeypatch):
+    monkeypatch.delenv("GRADIENT_LAB_WORKERS", raising=False)
+    monkeypatch.setattr(workers, "memory_limit", lambda: 1.0 * 2**30)
+    assert workers.configured_workers() == 1
+    monkeypatch.setattr(workers, "memory_limit", lambda: None)
+    assert workers.configured_workers() == max(1, len(os.sched_getaffinity(0)))

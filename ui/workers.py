@@ -36,14 +36,32 @@ class WorkerFailed(RuntimeError):
     """A job's worker process died twice: the job, not the server, is what failed."""
 
 
+SMALL_CONTAINER = 1.5 * 2**30  # bytes: below this memory limit, one worker (each takes about 0.25 GB)
+
+
+def memory_limit() -> float | None:
+    """The container's memory limit (cgroup v2 or v1), or None when there is none."""
+    for path in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+        try:
+            raw = open(path, encoding="ascii").read().strip()  # noqa: SIM115
+        except OSError:
+            continue
+        if raw.isdigit() and int(raw) < 2**60:
+            return float(raw)
+    return None
+
+
 def configured_workers() -> int:
+    """GRADIENT_LAB_WORKERS, else one worker per core, and one alone in a container of less than 1.5 GB."""
     raw = os.environ.get("GRADIENT_LAB_WORKERS")
     if raw is not None:
         try:
             return max(0, int(raw))
         except ValueError:
             _LOG.warning("GRADIENT_LAB_WORKERS=%r is not a number; using the default", raw)
-    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    limit = memory_limit()
+    return 1 if limit is not None and limit < SMALL_CONTAINER else max(1, cores)
 
 
 class _Popen(popen_forkserver.Popen):
@@ -95,6 +113,9 @@ class Pool:
     def _get(self) -> ProcessPoolExecutor:
         with self._lock:
             if self._executor is None:
+                # read by the fork server's C library when it starts, so by every worker forked from it: fewer
+                # malloc arenas, less memory held in free lists between jobs
+                os.environ.setdefault("MALLOC_ARENA_MAX", "2")
                 self._executor = ProcessPoolExecutor(self.workers, mp_context=self._context())
             return self._executor
 
