@@ -250,11 +250,6 @@ def read_misconceptions(settings, run: Run = direct) -> Readout:
     return Readout(tuple(readings))
 
 
-def evidence(readout: Readout, words) -> dict[str, str]:
-    """The misconceptions' evidence sentences, filled: {name: text} for page.misconceptions(**...)."""
-    return {r.key.split(".")[1].rsplit("_", 1)[0]: words(r.key, **r.values) for r in readout.readings}
-
-
 def read_predict(settings, run: Run = direct) -> Readout:
     """The numbers behind each predict option's why: loss / 10, one step at the page's lr, torch's default eps."""
     lr, seed = settings["lr"], settings["seed"]

@@ -65,6 +65,19 @@ def figure_data(page: str, name: str, settings: Settings, run: Run = direct) -> 
     return run(figure.data, **figure.arguments(settings))
 
 
+def evidence(readout: Readout, words: Callable[..., str]) -> dict[str, Any]:
+    """What the misconception templates are filled with, from READINGS["misconceptions"]: a reading keyed
+    "misconceptions" gives its values as they are; any other reading is one evidence sentence, filled from the
+    words under its name (key "evidence.<name>_<variant>" -> {name: text})."""
+    values: dict[str, Any] = {}
+    for r in readout.readings:
+        if r.key == "misconceptions":
+            values |= dict(r.values)
+        else:
+            values[r.key.split(".")[1].rsplit("_", 1)[0]] = words(r.key, **r.values)
+    return values
+
+
 def fill(template: str, values: Mapping[str, Any]) -> str:
     """The template with its values, failing loudly on a missing one (str.format does)."""
     return template.format(**values)

@@ -59,8 +59,7 @@ page.figure("clip_schedule_loss")
 page.figure("clip_schedule_lr")
 page.readout("clip_schedule")
 
-(evidence,) = core.READINGS["misconceptions"](dict(page.settings), page.run).readings
-page.misconceptions(**evidence.values)
+page.misconceptions()
 page.show_code(core.zero_grad_runs, core.none_versus_zero, core.micro_loss, core.accumulate, core.accumulated_and_full,
                core.token_problem, core.training_curves, recipe.run_recipe, core.batchnorm_sweep,
                batchnorm.single_example_batchnorm, memory.backward_peak, memory.StorageWatch,

@@ -63,7 +63,7 @@ page.control("ece_bins")
 page.figure("ece_bins")
 page.readout("bins")
 
-page.misconceptions(**core.READINGS["misconceptions"](dict(page.settings), page.run).readings[0].values)
+page.misconceptions()
 page.show_code(core.classification_metrics, core.reliability, core.one_example, core.scenario, core.train_noisy,
                core.loss_turn, core.fit_temperature, core.calibrate, counting.class_weights, counting.imbalance,
                counting.batch_counts, counting.bookkeeping_summary, smoothing.smoothing_floor,

@@ -47,8 +47,7 @@ page.figure("residual")
 page.readout("residual")
 
 # Misconceptions: experiment 1's net under every activation, clipped, and one sample at a time
-(evidence,) = core.READINGS["misconceptions"](dict(page.settings), page.run).readings
-page.misconceptions(**evidence.values)
+page.misconceptions()
 page.show_code(core.layer_gradient_norms, core.depth_problem, core.backward_norms, core.gain_sweep,
                core.rnn_gradient_norms, core.gated_trajectory_norms, training.clip_gradients, training.clipped_training,
                core.clip_2d, core.surviving_runs, training.poisoned_step, residual.ResidualBlock,

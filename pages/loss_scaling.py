@@ -4,7 +4,6 @@ import core.loss_scaling as core
 import ui
 from core import fp16, loss_scaling_amp, loss_scaling_decay
 from core.charts.loss_scaling import FIGURES
-from core.loss_scaling_readings import evidence
 
 page = ui.Page("loss_scaling", core.CONTROLS, FIGURES)
 page.header()
@@ -58,7 +57,7 @@ page.control("max_norm_exp")
 page.figure("clipping")
 page.readout("clipping")
 
-page.misconceptions(**evidence(page.readers["misconceptions"](dict(page.settings), page.run), page.words))
+page.misconceptions()
 page.show_code(core.train, core.gradient_ratios, core.update_outcome, core._moved, core.scaling_sweep,
                core.equivalent_runs, loss_scaling_decay.decay_sweep, loss_scaling_decay.adam_decay_identity,
                core.adam_first_step,

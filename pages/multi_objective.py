@@ -37,7 +37,7 @@ page.figure("final")
 page.figure("weights")
 page.readout("balance")
 
-page.misconceptions(**core.READINGS["misconceptions"](dict(page.settings), page.run).readings[0].values)
+page.misconceptions()
 page.show_code(core.seed_example, core.tanh_push, core.tradeoff_curve, core.train_tradeoff, balance.balance_run,
                balance.pcgrad, balance.mgda, readings.read_seed)
 page.takeaways()

@@ -4,7 +4,6 @@ import core.reduction as core
 import ui
 from core import reduction_elements
 from core.charts.reduction import FIGURES
-from core.loss_scaling_readings import evidence
 
 page = ui.Page("reduction", core.CONTROLS, FIGURES)
 page.header()
@@ -53,7 +52,7 @@ page.figure("elements")
 page.figure("ignored")
 page.readout("elements")
 
-page.misconceptions(**evidence(page.readers["misconceptions"](dict(page.settings), page.run), page.words))
+page.misconceptions()
 page.show_code(core.gradient_norm, core.norm_sweep, core.train_runs, reduction_elements.lr_by_batch, core.epoch_loss,
                core.short_batch, core.d2l_sgd, core.d2l_routes, core.per_sample_gradients,
                core.per_sample_gradients_loop, core.per_sample, core.class_weights, reduction_elements.element_ratios,

@@ -42,6 +42,14 @@ def settings_of(controls: tuple[Control, ...], seeds: tuple[int, ...] = SEEDS, *
     return st.fixed_dictionaries(parts)
 
 
+def diverged(losses) -> bool:
+    """The pages' divergence rule, recomputed: a loss that went non-finite or past a million."""
+    import numpy as np
+
+    values = np.asarray(losses, dtype=float)
+    return bool((~np.isfinite(values)).any() or (values[np.isfinite(values)] > 1e6).any())
+
+
 def check_readout(page: str, readout: Readout) -> list[str]:
     """Every sentence of a readout filled from the page's English words: returns the texts, asserts they are sound.
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 from hypothesis import given
 from hypothesis import settings as hsettings
 
@@ -13,9 +12,9 @@ from content import words
 from core import loss_scaling_amp as amp
 from core.export import settings_for
 from core.figures import registry
-from core.loss_scaling_readings import READINGS, evidence, preset_link
-from core.readings import placeholders, problems
-from tests.strategies import check_readout, settings_of
+from core.loss_scaling_readings import READINGS, preset_link
+from core.readings import evidence, placeholders, problems
+from tests.strategies import check_readout, diverged, settings_of
 
 PAGE = "loss_scaling"
 SETTINGS = settings_of(ls.CONTROLS)
@@ -24,11 +23,6 @@ SETTINGS = settings_of(ls.CONTROLS)
 def keys(readout) -> list[str]:
     return [r.key.rsplit(".", 1)[1] for r in readout.readings]
 
-
-def diverged(losses) -> bool:
-    """The page's rule, recomputed: a loss that went non-finite or past a million."""
-    values = np.asarray(losses, dtype=float)
-    return bool((~np.isfinite(values)).any() or (values[np.isfinite(values)] > 1e6).any())
 
 
 @hsettings(max_examples=6)

@@ -10,10 +10,9 @@ import core.reduction as core
 from content import words
 from core import reduction_elements as elements
 from core.export import settings_for
-from core.loss_scaling_readings import evidence
-from core.readings import placeholders, problems
+from core.readings import evidence, placeholders, problems
 from core.reduction_readings import READINGS
-from tests.strategies import check_readout, settings_of
+from tests.strategies import check_readout, diverged, settings_of
 
 PAGE = "reduction"
 SETTINGS = settings_of(core.CONTROLS)
@@ -22,10 +21,6 @@ SETTINGS = settings_of(core.CONTROLS)
 def keys(readout) -> list[str]:
     return [r.key.rsplit(".", 1)[1] for r in readout.readings]
 
-
-def diverged(losses) -> bool:
-    values = np.asarray(losses, dtype=float)
-    return bool((~np.isfinite(values)).any() or (values[np.isfinite(values)] > 1e6).any())
 
 
 @hsettings(max_examples=10)

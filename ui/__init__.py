@@ -9,7 +9,7 @@ A concept page reads like a description of its UI:
     s = page.control("scale_exp")      #    ... its controls (bound to the URL) ...
     df = page.figure("sweep")          #    ... one figure: cached core call, chart, CSV and SVG ...
     page.reading("update", ratio=...)  #    ... and the paragraph that reads it
-    page.misconceptions(...)           # 5. each wrong claim beside its live number
+    page.misconceptions()              # 5. each wrong claim beside its live number (READINGS in core)
     page.show_code(core.sweep)         # 6. the source of the very function that ran
     page.takeaways()                   # 7. takeaways and references
 
@@ -34,7 +34,7 @@ from core import figures
 from core.controls import Control, defaults, find
 from core.export import to_svg
 from core.figures import Figure
-from core.readings import Readout
+from core.readings import Readout, evidence
 from ui import links
 from ui.cache import background, memo, run
 from ui.controls import presets_block, render
@@ -373,9 +373,12 @@ class Page:
                 st.caption(APP["nonfinite_slot.calm"])
 
     # 5. Misconceptions
-    def misconceptions(self, **values: Any) -> None:
+    def misconceptions(self) -> None:
+        """Each wrong claim beside the live evidence that READINGS["misconceptions"] fills in core."""
         if self.present or self.section:
             return
+        reader = self.readers.get("misconceptions")
+        values = evidence(reader(dict(self.settings), run), self.words) if reader else {}
         st.header(APP["misconceptions.title"], divider="gray", anchor="misconceptions")
         for item in self.words["misconceptions"]:
             with st.container(border=True):
