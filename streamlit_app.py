@@ -4,7 +4,7 @@ import streamlit as st
 
 from content import words
 from core.registry import PAGES
-from ui import links, server, theme
+from ui import gate, links, server, theme
 
 server.start()
 
@@ -28,6 +28,7 @@ with st.sidebar:
     st.toggle(APP["present.label"], value=False, key="present", bind="query-params", help=APP["present.help"])
 
 try:
-    current.run()
+    with gate.drawing():  # a few sessions draw at once; the rest wait in line, not in 5 ms slices of the GIL
+        current.run()
 except Exception as error:  # st.stop and st.rerun are not Exceptions: they pass
     server.failure(error)

@@ -36,7 +36,7 @@ from core.export import to_svg
 from core.figures import Figure
 from core.readings import Readout, evidence
 from ui import links
-from ui.cache import background, memo, run
+from ui.cache import background, memo, readout, run
 from ui.controls import presets_block, render
 from ui.workers import compute, pool
 
@@ -123,15 +123,16 @@ def presenting() -> bool:
 METRICS_PER_ROW = 3
 
 
-def predict_reasons(templates: Any, reader: Callable[..., Readout] | None, settings: dict) -> list[str] | None:
+def predict_reasons(templates: Any, reader: Callable[..., Readout] | None, settings: dict,
+                    page: str = "") -> list[str] | None:
     """Each option's reason, filled with the reader's live values; None when the page has none yet."""
     if not templates:
         return None
     values: dict[str, Any] = {}
     if reader is not None:
         try:
-            readout = reader(settings, run)
-            values = next((dict(r.values) for r in readout.readings if r.key == "predict.why"), {})
+            said = readout(page, "predict", reader, settings)
+            values = next((dict(r.values) for r in said.readings if r.key == "predict.why"), {})
         except Exception:  # a page whose reader is still being written keeps its generic lines
             return None
     try:
@@ -244,7 +245,8 @@ class Page:
         answer = self.words["predict.answer"]
         right = chosen == answer
         lines = [APP("predict.right_named" if right else "predict.wrong_named", answer=options[answer])]
-        why = predict_reasons(self.words.get("predict.why"), self.readers.get("predict"), dict(self.settings))
+        why = predict_reasons(self.words.get("predict.why"), self.readers.get("predict"), dict(self.settings),
+                              self.name)
         if why and chosen < len(why):
             lines.append(why[chosen])
         else:
@@ -335,9 +337,9 @@ class Page:
 
         The reader gets the page's own cached run, so it reuses what the figures computed.
         """
-        readout = self.readers[key](dict(self.settings), run)
-        self.show(readout)
-        return readout
+        said = readout(self.name, key, self.readers[key], self.settings)
+        self.show(said)
+        return said
 
     def show(self, readout: Readout) -> None:
         if self.hidden:
@@ -378,7 +380,7 @@ class Page:
         if self.present or self.section:
             return
         reader = self.readers.get("misconceptions")
-        values = evidence(reader(dict(self.settings), run), self.words) if reader else {}
+        values = evidence(readout(self.name, "misconceptions", reader, self.settings), self.words) if reader else {}
         st.header(APP["misconceptions.title"], divider="gray", anchor="misconceptions")
         for item in self.words["misconceptions"]:
             with st.container(border=True):

@@ -19,7 +19,7 @@ from collections.abc import Callable, Hashable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
-from ui import workers
+from ui import gate, workers
 
 MAX_ENTRIES = 4096
 MAX_BYTES = 192 * 2**20  # results and chart specs together: a few hundred KB at most each
@@ -45,9 +45,11 @@ class SharedCache:
                 self.misses += 1
                 mine = self._pending[key] = Future()
         if pending is not None:
-            return pending.result()  # its maker's exception, if it failed, is this session's too
+            with gate.waiting():
+                return pending.result()  # its maker's exception, if it failed, is this session's too
         try:
-            value = make()
+            with gate.waiting():
+                value = make()
         except BaseException as error:
             with self._lock:
                 del self._pending[key]
@@ -58,6 +60,15 @@ class SharedCache:
             del self._pending[key]
         mine.set_result(value)
         return value
+
+    def peek(self, key: Hashable) -> Any:
+        """The value at key if it is kept (None if not), counted as a use; never computes."""
+        with self._lock:
+            if key not in self._entries:
+                return None
+            self._entries.move_to_end(key)
+            self.hits += 1
+            return self._entries[key][0]
 
     def _store(self, key: Hashable, value: Any) -> None:
         try:
@@ -109,3 +120,88 @@ _BACKGROUND = ThreadPoolExecutor(max_workers=16, thread_name_prefix="gradient-la
 def background(fn: Callable, *args: Any) -> Future:
     """fn(*args) started now, on a waiting thread; the cache makes sure nothing is computed twice."""
     return _BACKGROUND.submit(fn, *args)
+
+
+class _Reads(dict):
+    """The settings a reader gets, noting every key it reads; a look at the whole dict counts as reading it all."""
+
+    def __init__(self, settings: dict):
+        super().__init__(settings)
+        self.read: set[str] = set()
+
+    def __getitem__(self, key: str) -> Any:
+        self.read.add(key)
+        return super().__getitem__(key)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        self.read.add(key)
+        return super().get(key, default)
+
+    def __contains__(self, key: object) -> bool:
+        self.read.add(key)  # type: ignore[arg-type]
+        return super().__contains__(key)
+
+    def _everything(self) -> None:
+        self.read.update(super().keys())
+
+    def keys(self):
+        self._everything()
+        return super().keys()
+
+    def items(self):
+        self._everything()
+        return super().items()
+
+    def values(self):
+        self._everything()
+        return super().values()
+
+    def __iter__(self):
+        self._everything()
+        return super().__iter__()
+
+    def copy(self) -> dict:
+        self._everything()
+        return dict(super().items())
+
+    def __eq__(self, other: object) -> bool:
+        self._everything()
+        return super().__eq__(other)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        self._everything()
+        return super().__repr__()
+
+
+_READ_SETS: dict[tuple, list[tuple[str, ...]]] = {}  # (page, reader) -> the sets of keys its runs read
+_READ_SETS_LOCK = threading.Lock()
+MAX_READ_SETS = 8  # per reader: a reader reads the same keys at almost every setting
+
+
+def readout(page: str, key: str, reader: Callable, settings: dict) -> Any:
+    """reader(settings, run), shared and bounded like a core result, and keyed by only the settings it reads.
+
+    A reader is a pure function of the settings it reads and of core results that are themselves pure functions
+    of those, so two runs that read the same keys with the same values say the same thing. Each run notes which
+    keys it read; a later call whose values agree on one of the noted sets is a hit, whatever the other controls
+    say. A slider that moves one experiment leaves every other experiment's readout cached: its pandas work runs
+    once per setting for the whole class, not once per session and rerun.
+    """
+    with _READ_SETS_LOCK:
+        known = list(_READ_SETS.get((page, key), ()))
+    for keys in known:
+        if all(k in settings for k in keys):
+            found = CACHE.peek(("readout", page, key, tuple((k, settings[k]) for k in keys)))
+            if found is not None:
+                return found
+    reads = _Reads(settings)
+    value = reader(reads, run)
+    keys = tuple(sorted(reads.read))
+    with _READ_SETS_LOCK:
+        sets = _READ_SETS.setdefault((page, key), [])
+        if keys not in sets:
+            sets.insert(0, keys)
+            del sets[MAX_READ_SETS:]
+    return CACHE.get(("readout", page, key, tuple((k, settings[k]) for k in keys)), lambda: value)

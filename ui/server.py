@@ -9,6 +9,7 @@ import logging
 import os
 import threading
 import traceback
+from typing import Any
 
 import streamlit as st
 
@@ -23,6 +24,31 @@ _once = threading.Lock()
 MAX_NOTE = 400  # characters of an error message shown to the reader
 
 
+def read_config_without_lock() -> None:
+    """Make streamlit.config.get_option read the parsed options without taking the config's process-wide lock.
+
+    Streamlit calls get_option for every message a script sends (the forward-message cache asks for its minimum
+    size), and get_option takes one RLock shared by every session. With a class on one server, a thread that holds
+    that lock is often made to hand the GIL over before it releases it, and every other session's script then
+    queues behind it: under 30 students, more than half of the scripts' time was spent waiting there (py-spy), with
+    the processor half idle. Reading an option needs no lock once the options are parsed: the dict is replaced
+    whole when it is parsed again, and a value is one attribute read. Until then, and for an unknown key, the
+    original runs.
+    """
+    from streamlit import config
+
+    original = getattr(config.get_option, "__wrapped__", config.get_option)
+
+    def get_option(key: str) -> Any:
+        options = config._config_options
+        option = options.get(key) if options else None
+        return original(key) if option is None else option.value
+
+    get_option.__wrapped__ = original  # type: ignore[attr-defined]
+    get_option.__doc__ = original.__doc__
+    config.get_option = get_option
+
+
 def start() -> None:
     """Once per server process, at its first session: freeze the imported objects out of the garbage collector's
     reach and warm the cache in the background."""
@@ -30,6 +56,7 @@ def start() -> None:
         if _started.is_set():
             return
         _started.set()
+    read_config_without_lock()
     # Everything imported so far (torch, pandas, Altair, Streamlit: hundreds of thousands of objects) lives as
     # long as the server. gc.freeze() moves it to a generation the collector never walks, so a collection costs
     # what the sessions made, not what the imports made. (.streamlit/config.toml also turns off the full
@@ -44,7 +71,7 @@ def warm() -> None:
     """Every page's figures and readings at its defaults and at every preset, computed one at a time, so the
     first wave of a class is served from the cache (and a worker is never kept from a live session for long)."""
     from ui import figure_spec
-    from ui.cache import run
+    from ui.cache import readout, run
 
     for info in PAGES:
         module = info.core
@@ -54,8 +81,8 @@ def warm() -> None:
                 for name, figure in figures.registry(info.name).items():
                     run(figure.data, **figure.arguments(settings))
                     figure_spec(info.name, name, dict(figure.view(settings)))
-                for reader in getattr(module, "READINGS", {}).values():
-                    reader(settings, run)
+                for key, reader in getattr(module, "READINGS", {}).items():
+                    readout(info.name, key, reader, settings)
             except Exception:  # noqa: BLE001 - warming is a courtesy; the page will show the failure itself
                 _LOG.warning("warming %s at preset %s failed:\n%s", info.name, preset, traceback.format_exc())
     _LOG.info("cache warmed for every page's defaults and presets")
