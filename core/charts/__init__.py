@@ -10,6 +10,7 @@ from __future__ import annotations
 import altair as alt
 import pandas as pd
 
+from core import altair_speed  # noqa: F401  (one Altair converter per process: see its docstring)
 from core.nonfinite import finite_rows
 
 OKABE_ITO = {

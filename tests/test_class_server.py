@@ -1,0 +1,138 @@
+"""What lets one server carry a class: each piece checked against what it replaces.
+
+- core.altair_speed: every figure's spec, built with the one shared converter, equals Altair's own.
+- ui.gate: at most PLACES scripts draw at once; a script that waits for a computation gives its place up.
+- ui.cache.readout: a readout kept by the settings its reader read equals the reader called directly, at every
+  setting of every page (Hypothesis), and moving a control the reader does not read is a hit.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from core import altair_speed, export
+from core.figures import registry, spec
+from core.readings import direct
+from core.registry import PAGES
+from tests.strategies import settings_of
+from ui import cache, gate
+
+FIGURES = [(info.name, name) for info in PAGES for name in registry(info.name)]
+
+
+@pytest.mark.parametrize(("page", "name"), FIGURES)
+def test_a_spec_built_with_the_shared_converter_equals_altairs_own(page, name):
+    settings_ = export.settings_for(page, None)
+    altair_speed.uninstall()
+    try:
+        _, theirs = spec(page, name, settings_)
+    finally:
+        altair_speed.install()
+    _, ours = spec(page, name, settings_)
+    assert ours == theirs
+
+
+def test_the_converter_is_made_once_and_shared():
+    import altair as alt
+
+    alt.Chart().encode(x="a:Q")
+    made = dict(altair_speed._converters)
+    alt.Chart().encode(x="b:Q", y="c:Q", tooltip=["a:N"])
+    assert made and altair_speed._converters == made  # the same objects: nothing was made again
+
+
+def test_no_more_scripts_draw_at_once_than_the_gate_has_places():
+    inside, most, lock = [0], [0], threading.Lock()
+
+    def script() -> None:
+        with gate.drawing():
+            with lock:
+                inside[0] += 1
+                most[0] = max(most[0], inside[0])
+            time.sleep(0.02)
+            with lock:
+                inside[0] -= 1
+
+    threads = [threading.Thread(target=script) for _ in range(4 * gate.PLACES + 2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert most[0] == gate.PLACES
+
+
+def test_a_script_waiting_for_a_computation_gives_its_place_up():
+    """PLACES scripts wait for computations; one more script still draws, and each waiter gets a place back."""
+    release = threading.Event()
+    waiting = threading.Barrier(gate.PLACES + 1)
+    drew, back = threading.Event(), []
+
+    def waiter() -> None:
+        with gate.drawing():
+            with gate.waiting():
+                waiting.wait(timeout=5)
+                release.wait(timeout=5)
+            back.append(gate._local.held)
+
+    def drawer() -> None:
+        with gate.drawing():
+            drew.set()
+
+    threads = [threading.Thread(target=waiter) for _ in range(gate.PLACES)]
+    for t in threads:
+        t.start()
+    waiting.wait(timeout=5)  # every waiter has given its place up
+    other = threading.Thread(target=drawer)
+    other.start()
+    assert drew.wait(timeout=5), "a script found no place while the others only waited"
+    release.set()
+    for t in [*threads, other]:
+        t.join(timeout=5)
+    assert back == [True] * gate.PLACES
+
+
+def test_nested_drawing_holds_one_place():
+    with gate.drawing(), gate.drawing():
+        assert gate._gate._value == gate.PLACES - 1
+    assert gate._gate._value == gate.PLACES
+
+
+@pytest.mark.parametrize("info", PAGES, ids=lambda info: info.name)
+@settings(max_examples=3)
+@given(data=st.data())
+def test_a_kept_readout_is_the_readers_own_at_every_setting(info, data):
+    module = info.core
+    drawn = data.draw(settings_of(module.CONTROLS))
+    for key, reader in module.READINGS.items():
+        kept = cache.readout(info.name, key, reader, dict(drawn))
+        assert kept == reader(dict(drawn), direct), key
+        # a second call at the same settings is the same object: a hit
+        assert cache.readout(info.name, key, reader, dict(drawn)) is kept
+
+
+def test_moving_a_control_the_reader_does_not_read_is_a_hit():
+    calls = []
+
+    def reader(settings_, run):
+        calls.append(1)
+        return ("lr", settings_["lr"], run(len, "abc"))
+
+    first = cache.readout("test_page", "one", reader, {"lr": 0.1, "steps": 1, "seed": 0})
+    again = cache.readout("test_page", "one", reader, {"lr": 0.1, "steps": 9, "seed": 4})
+    other = cache.readout("test_page", "one", reader, {"lr": 0.2, "steps": 9, "seed": 4})
+    assert again is first and len(calls) == 2
+    assert other == ("lr", 0.2, 3)
+
+
+def test_a_reader_that_looks_at_every_setting_is_keyed_by_all_of_them():
+    def reader(settings_, run):
+        return sorted(dict(settings_).items())
+
+    a = cache.readout("test_page", "all", reader, {"lr": 0.1, "steps": 1})
+    b = cache.readout("test_page", "all", reader, {"lr": 0.1, "steps": 2})
+    assert a != b and b == [("lr", 0.1), ("steps", 2)]
