@@ -38,6 +38,8 @@ def read_config_without_lock() -> None:
     from streamlit import config
 
     original = getattr(config.get_option, "__wrapped__", config.get_option)
+    if getattr(original, "__module__", None) != config.__name__:  # patched (AppTest patches it): leave it be
+        return
 
     def get_option(key: str) -> Any:
         options = config._config_options
