@@ -1,15 +1,18 @@
-"""Gradient Lab: the entry point. Page config, the navigation over every built page, the shared seed."""
+"""Gradient Lab: the entry point. Page config, the navigation over every built page, the shared seed and language."""
 
 import streamlit as st
 
-from content import words
+import content
+from content import LANGS, words
 from core.registry import PAGES
 from ui import gate, links, server, theme
 
 server.start()
 
-APP = words("app")
-links.correct("", (links.SEED, links.PRESENT), "app")  # before the seed and mode widgets seed from the link
+APP = words("app")  # in the run's language, once use() below has chosen it
+links.correct("", (links.SEED, links.PRESENT, links.LANG), "app")  # before the widgets seed from the link
+lang = content.use(links.language())  # every word of this run, page titles included, in the reader's language
+links.keep_language(lang)
 present = bool(links.link_value("", links.PRESENT))
 # The favicon is a bundled image: a Material icon would fetch its font from a CDN.
 st.set_page_config(page_title=APP["app"], page_icon=theme.FAVICON, layout="wide",
@@ -23,6 +26,9 @@ st.set_page_config(page_title=APP["app"] if current is home else f"{current.titl
 theme.inject(present)
 
 with st.sidebar:
+    # Each language in its own words; the address says `lang=zh` (ui.links keeps it there, the reader's choice only)
+    st.selectbox(APP["lang.label"], list(LANGS), index=list(LANGS).index(lang), key=links.LANG_CHOICE,
+                 format_func=LANGS.get, on_change=links.choose_language, help=APP["lang.help"])
     st.number_input(APP["seed.label"], min_value=0, max_value=9999, value=0, step=1, key="seed",
                     bind="query-params", help=APP["seed.help"])
     st.toggle(APP["present.label"], value=False, key="present", bind="query-params", help=APP["present.help"])

@@ -25,12 +25,17 @@ from typing import Any
 import torch
 
 import core
-from content import words
+from content import DEFAULT_LANG, LANGS, words
 from core.controls import preset_settings
 from core.figures import registry
 from core.figures import spec as figure_spec
 from core.registry import PAGES
 from core.registry import page as page_info
+
+# Latin, Cyrillic and Chinese: the handout's text in any of the app's languages, with the fonts a reader is likely to
+# have (Debian's fonts-noto-cjk provides Noto Sans CJK)
+FONT_STACK = ('system-ui,-apple-system,"Segoe UI","Noto Sans","Noto Sans CJK SC","Source Han Sans SC","PingFang SC",'
+              '"Microsoft YaHei",sans-serif')
 
 DEFAULT = "default"  # the folder name of the default settings, beside the presets
 FORMATS = ("png", "svg", "csv", "json")
@@ -124,18 +129,22 @@ def export(out: Path, pages=None, presets=None, formats: Iterable[str] = FORMATS
     return len(jobs)
 
 
-def handout(out: Path, page: str, seed: int = 0) -> Path:
-    """One self-contained HTML file: the page's words and its charts as live Vega-Lite, JavaScript bundled."""
+def handout(out: Path, page: str, seed: int = 0, lang: str = DEFAULT_LANG) -> Path:
+    """One self-contained HTML file: the page's words (in lang) and its charts as live Vega-Lite, JavaScript bundled.
+
+    The file declares its language and a font stack that covers Latin, Cyrillic and Chinese; a handout in another
+    language than English is written as <page>.<lang>.html beside the English one.
+    """
     import vl_convert
 
-    w = words(page)
+    w, app = words(page, lang), words("app", lang)
     settings = settings_for(page, None, seed)
     figures = registry(page)
     placed: dict[str, list[str]] = {}
     for name, figure in figures.items():
         placed.setdefault(figure.experiment, []).append(name)
     specs, parts = [], [f"<h1>{html.escape(w['title'])}</h1>", f"<blockquote>{_md(w['question'])}</blockquote>",
-                        f"<p><strong>Short answer.</strong> {_md(w['short_answer'])}</p>"]
+                        f"<p><strong>{html.escape(app['predict.short_answer'])}</strong> {_md(w['short_answer'])}</p>"]
 
     def charts(names: list[str]) -> None:
         for name in names:
@@ -152,24 +161,25 @@ def handout(out: Path, page: str, seed: int = 0) -> Path:
         if key in readers:
             parts.append(readout_html(w, readers[key](settings)))
     charts([name for names in placed.values() for name in names])
-    parts.append("<h2>Takeaways</h2><ul>" + "".join(f"<li>{_md(t)}</li>" for t in w["takeaways"]) + "</ul>")
-    parts.append("<h2>References</h2><ul>" + "".join(
+    parts.append(f"<h2>{html.escape(app['takeaways.title'])}</h2><ul>"
+                 + "".join(f"<li>{_md(t)}</li>" for t in w["takeaways"]) + "</ul>")
+    parts.append(f"<h2>{html.escape(app['takeaways.references'])}</h2><ul>" + "".join(
         f'<li><a href="{html.escape(r["url"])}">{html.escape(r["title"])}</a></li>' for r in w["references"]) + "</ul>")
     parts.append(f"<p class=\"small\">Gradient Lab {core.__version__}, torch {torch.__version__}, seed {seed}, "
                  "default settings.</p>")
     script = vl_convert.javascript_bundle()
     embeds = "".join(f"vegaEmbed('#chart{i}', {json.dumps(s)}, {{actions: false}});" for i, s in enumerate(specs))
     document = (
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">"
+        f"<!doctype html><html lang=\"{html.escape(lang)}\"><head><meta charset=\"utf-8\">"
         f"<title>{html.escape(w['title'])} · Gradient Lab</title>"
-        "<style>body{font-family:system-ui,sans-serif;max-width:820px;margin:2em auto;padding:0 1em;line-height:1.5}"
+        f"<style>body{{font-family:{FONT_STACK};max-width:820px;margin:2em auto;padding:0 1em;line-height:1.5}}"
         "blockquote{color:#555;border-left:3px solid #ccc;margin:0;padding-left:1em}.chart{margin:1em 0}"
         "code{background:#f3f3f3;padding:0 .2em}.small{color:#595959;font-size:.85em}"
         ".warning{border-left:3px solid #D55E00;padding-left:.6em}.metrics{list-style:none;padding:0}</style>"
         f"<script>{script}</script></head><body>{''.join(parts)}<script>{embeds}</script></body></html>"
     )
     out.mkdir(parents=True, exist_ok=True)
-    path = out / f"{page}.html"
+    path = out / (f"{page}.html" if lang == DEFAULT_LANG else f"{page}.{lang}.html")
     path.write_text(document, encoding="utf-8")
     return path
 
@@ -210,6 +220,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--fonts", type=Path, help="a folder of fonts to register (for Chinese or Cyrillic titles)")
     parser.add_argument("--handout", action="store_true", help="write one self-contained HTML handout per page")
+    parser.add_argument("--lang", default=DEFAULT_LANG, help=f"the handouts' language, of {', '.join(LANGS)}")
     args = parser.parse_args(argv)
     formats = [f.strip() for f in args.formats.split(",") if f.strip()]
     try:
@@ -221,9 +232,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             import vl_convert
 
             vl_convert.register_font_directory(str(args.fonts))
+        if args.lang not in LANGS:
+            raise ValueError(f"unknown language {args.lang!r}; valid: {', '.join(LANGS)}")
         if args.handout:
             for name, _ in plan(args.pages, [DEFAULT]):
-                print(handout(args.out, name, args.seed))
+                print(handout(args.out, name, args.seed, args.lang))
             return 0
         count = export(args.out, args.pages, args.presets, formats, args.seed)
     except ValueError as error:

@@ -210,7 +210,8 @@ class Page:
     def share(self) -> None:
         """The full address of this view, in a box with a copy button."""
         base = str(getattr(st.context, "url", "") or "").split("?")[0]
-        query = links.view_query(self.name, self.table, self.settings, self.seed, self.present)
+        query = links.view_query(self.name, self.table, self.settings, self.seed, self.present,
+                                 links.carried_language())
         with st.popover(APP["share.label"], icon=":material/link:", help=APP["share.help"]):
             st.code(f"{base}?{query}" if query else base, language=None, wrap_lines=True)
 

@@ -14,7 +14,7 @@ import streamlit as st
 
 from content import Words, words
 from core.controls import Control, defaults, number_format, preset_settings
-from ui.links import view_query
+from ui.links import carried_language, view_query
 
 APP = words("app")
 
@@ -63,7 +63,8 @@ def presets_block(page: str, controls: tuple[Control, ...], presets: dict[str, d
              format_func=lambda p: ("✓ " if p == active else "") + page_words[f"presets.{p}"])
     links = []
     for name in presets:
-        query = view_query(page, controls, preset_settings(controls, presets, name), seed, present)
+        query = view_query(page, controls, preset_settings(controls, presets, name), seed, present,
+                           carried_language())
         label = html.escape(page_words[f"presets.{name}"])
         current = ' aria-current="true" class="gl-active"' if name == active else ""
         mark = f' <span class="gl-active-note">{html.escape(APP["presets.active"])}</span>' if name == active else ""

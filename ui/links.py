@@ -14,12 +14,13 @@ from urllib.parse import urlencode
 
 import streamlit as st
 
-from content import words
+from content import DEFAULT_LANG, LANGS, language_of, words
 from core.controls import Control, LinkValue, parse_link, query_value
 
 APP = words("app")
 SEED = Control("seed", "int", 0, lo=0, hi=9999)
 PRESENT = Control("present", "toggle", False)
+LANG = Control("lang", "select", DEFAULT_LANG, options=tuple(LANGS))
 NOTES = "_gradient_lab_link_notes"  # session_state: page -> the notes its link produced
 
 
@@ -75,6 +76,8 @@ def correct(prefix: str, controls: tuple[Control, ...], scope: str) -> None:
         if not values:
             continue
         link = parse_link(control, values)
+        if control is LANG and link.value is None:  # a language the app does not have: English, said so
+            link = LinkValue(DEFAULT_LANG, link.problem, link.raw, DEFAULT_LANG)
         if link.problem or (link.value is not None and [query_value(link.value)] != values):
             _seed_with(key, link.value)
         if link.problem:
@@ -99,6 +102,54 @@ def plain(text: str) -> str:
 def notes(*scopes: str) -> list[str]:
     stored = st.session_state.get(NOTES, {})
     return [line for scope in scopes for line in stored.get(scope, [])]
+
+
+def browser_language() -> str:
+    """The language the reader's browser asks for (st.context.locale), where the app has it; else English."""
+    return language_of(getattr(st.context, "locale", None)) or DEFAULT_LANG
+
+
+def language() -> str:
+    """The reader's language: the session's (chosen in the sidebar), else the link's `lang`, else the browser's.
+
+    A `lang` the app does not have is English (correct() has noted it).
+    """
+    if LANG.key in st.session_state:
+        return st.session_state[LANG.key]
+    values = initial_values(LANG.key)
+    if values:
+        return parse_link(LANG, values).value or DEFAULT_LANG
+    return browser_language()
+
+
+LANG_CHOICE = "lang_choice"  # the sidebar's language control; the session's language itself is under "lang"
+
+
+def keep_language(lang: str) -> None:
+    """Hold the session's language, and say it in the address when it is not the browser's own (so a link made from
+    the address bar carries the reader's choice, and a link without one speaks each reader's language).
+
+    The control is not bound to the address: a bound select box writes its shown label ("中文") into the URL, and
+    the address must say `lang=zh` in every language.
+    """
+    st.session_state[LANG.key] = lang
+    wanted = None if lang == browser_language() else lang
+    if st.query_params.get(LANG.key) != wanted:
+        if wanted is None:
+            del st.query_params[LANG.key]
+        else:
+            st.query_params[LANG.key] = wanted
+
+
+def choose_language() -> None:
+    """The sidebar's language control moved: the session speaks its choice from this run on."""
+    st.session_state[LANG.key] = st.session_state[LANG_CHOICE]
+
+
+def carried_language() -> dict[str, str]:
+    """`lang` for a link made from this view, when the reader chose it (it differs from the browser's)."""
+    lang = st.session_state.get(LANG.key) or language()
+    return {} if lang == browser_language() else {LANG.key: lang}
 
 
 def link_value(prefix: str, control: Control) -> Any:
