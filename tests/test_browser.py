@@ -216,6 +216,29 @@ def test_every_page_reads_at_every_width(server, page, info, width):
     shoot(page, f"{info.name}_{width}" if width == "phone" else info.name, width=w)
 
 
+@pytest.mark.parametrize("width", WIDTHS, ids=str)
+@pytest.mark.parametrize("lang", ["zh", "ru"])
+@pytest.mark.parametrize("info", PAGES, ids=lambda p: p.name)
+def test_every_page_reads_in_chinese_and_russian(server, page, info, lang, width):
+    """?lang=zh and ?lang=ru at 1280 and 390 px: the page in that language (title, tab, headings), nothing cut or
+    wider than the screen in the wider CJK or the longer Cyrillic words, every chart drawn; a screenshot of each."""
+    w, h = WIDTHS[width]
+    page.set_viewport_size({"width": w, "height": h})
+    page.goto(f"{server}/{info.name}?lang={lang}")
+    settle(page, EXPECTED_CHARTS[info.name])
+    assert errors(page) == []
+    title = words(info.name, lang)["title"]
+    assert title != words(info.name, "en")["title"]
+    assert page.locator('[data-testid="stMain"] h1').first.inner_text().strip() == title
+    assert page.title() == f"{title} · Gradient Lab"
+    found = page.evaluate(LAYOUT)
+    assert found["cut"] == [], "metric values or labels cut"
+    assert found["wide"] == [], "code or links wider than the screen"
+    for chart in found["charts"]:
+        assert chart["svg"] >= chart["box"] / 2, chart
+    shoot(page, f"{info.name}_{lang}_{width}", width=w)
+
+
 def test_deep_link_lands_on_its_state(server, page):
     page.goto(f"{server}/loss_scaling?loss_scaling_scale_exp=-9&loss_scaling_lr=0.5")
     settle(page, EXPECTED_CHARTS["loss_scaling"])

@@ -25,6 +25,11 @@ CSS = f"""
   min-width: 0; max-width: 100%;
 }}
 [data-testid="stCode"] pre {{ overflow-x: auto; max-width: 100%; }}
+/* the sidebar's page names wrap instead of ending in an ellipsis (longer in Russian) */
+[data-testid="stSidebarNavLink"] span, [data-testid="stSidebarNavLink"] span * {{
+  white-space: normal !important; overflow: visible !important; text-overflow: clip !important;
+}}
+[data-testid="stSidebarNavLink"] {{ height: auto !important; min-height: 2rem; }}
 /* home's links wrap instead of being cut */
 [data-testid="stPageLink"] a, [data-testid="stPageLink"] a * {{
   white-space: normal !important; overflow: visible !important; text-overflow: clip !important; height: auto;
