@@ -42,13 +42,15 @@ bench: $(VENV)/.installed-dev
 bench-class: $(VENV)/.installed
 	$(BIN)/python -m bench.classroom --out docs/performance.md $(ARGS)
 
-# Every figure of every page, at the defaults and at every preset: PNG, SVG, CSV and JSON.
+# Every figure of every page, at the defaults and at every preset: PNG, SVG, CSV and JSON (LANG=zh or ru: in
+# figures/<lang>/, the charts' words in that language; CSV and JSON keep their English ids in every language).
+LANG_ARG = $(if $(filter zh ru,$(LANG)),--lang $(LANG),)
 figures: $(VENV)/.installed
-	$(BIN)/python -m core.export --out figures
+	$(BIN)/python -m core.export --out figures $(LANG_ARG)
 
 # One self-contained HTML handout per page.
 handouts: $(VENV)/.installed
-	$(BIN)/python -m core.export --handout --out figures/handouts
+	$(BIN)/python -m core.export --handout --out figures/handouts $(LANG_ARG)
 
 clean:
 	rm -rf $(VENV) artifacts .pytest_cache .ruff_cache

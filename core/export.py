@@ -24,6 +24,7 @@ from typing import Any
 
 import torch
 
+import content
 import core
 from content import DEFAULT_LANG, LANGS, words
 from core.controls import preset_settings
@@ -210,6 +211,20 @@ def _md(text: str) -> str:
     return re.sub(r"\*([^*]+)\*", r"<em>\1</em>", escaped)
 
 
+CJK_FONT_DIRS = (Path("/usr/share/fonts/opentype/noto"), Path("/usr/share/fonts/truetype/noto"),
+                 Path("/usr/share/fonts/opentype/noto-cjk"))
+
+
+def cjk_fonts() -> Path:
+    """The folder of Noto Sans CJK, which a PNG with Chinese text needs (vl-convert has no CJK glyphs of its own);
+    without it a Chinese export would draw boxes, so it stops and names the package instead."""
+    for folder in CJK_FONT_DIRS:
+        if folder.is_dir() and any(folder.glob("NotoSansCJK*")):
+            return folder
+    raise ValueError("Chinese PNGs need a CJK font: install Debian's fonts-noto-cjk (apt-get install fonts-noto-cjk), "
+                     "or pass --fonts with a folder of CJK fonts")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m core.export", description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("figures"), help="output folder (default: figures/)")
@@ -220,7 +235,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--fonts", type=Path, help="a folder of fonts to register (for Chinese or Cyrillic titles)")
     parser.add_argument("--handout", action="store_true", help="write one self-contained HTML handout per page")
-    parser.add_argument("--lang", default=DEFAULT_LANG, help=f"the handouts' language, of {', '.join(LANGS)}")
+    parser.add_argument("--lang", default=DEFAULT_LANG,
+                        help=f"the figures' and handouts' language, of {', '.join(LANGS)}; not English: in OUT/LANG/")
     args = parser.parse_args(argv)
     formats = [f.strip() for f in args.formats.split(",") if f.strip()]
     try:
@@ -234,15 +250,21 @@ def main(argv: Sequence[str] | None = None) -> int:
             vl_convert.register_font_directory(str(args.fonts))
         if args.lang not in LANGS:
             raise ValueError(f"unknown language {args.lang!r}; valid: {', '.join(LANGS)}")
+        content.use(args.lang)
+        if args.lang == "zh" and "png" in formats and not args.handout:
+            import vl_convert
+
+            vl_convert.register_font_directory(str(cjk_fonts()))
         if args.handout:
             for name, _ in plan(args.pages, [DEFAULT]):
                 print(handout(args.out, name, args.seed, args.lang))
             return 0
-        count = export(args.out, args.pages, args.presets, formats, args.seed)
+        out = args.out if args.lang == DEFAULT_LANG else args.out / args.lang
+        count = export(out, args.pages, args.presets, formats, args.seed)
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    print(f"wrote {count} figures to {args.out}")
+    print(f"wrote {count} figures to {out}")
     return 0
 
 

@@ -212,13 +212,8 @@ def _number(value: float) -> str:
     return f"{value:.3g}"
 
 
-# A chart's own words (titles, axes, legends) are still English, written in core/charts/; its description follows
-# them in English whatever the reader's language, so the shared spec cache holds one description per figure.
-CHART_LANG = "en"
-
-
 def _names(values: list[str], limit: int = 6) -> str:
-    w = words("app", CHART_LANG)
+    w = words("app")
     shown = [str(v) for v in values[:limit]]
     if len(values) > limit:
         return ", ".join(shown) + f" {w('describe.more', n=len(values) - limit)}"
@@ -242,7 +237,7 @@ def _title_text(spec: dict) -> str:
 def describe(spec: dict) -> str:
     """One or two sentences a screen reader can read instead of the chart, made from the spec and its data:
     what is plotted against what, the ranges the data span, and the series. Words from content/en/app.toml."""
-    w = words("app", CHART_LANG)
+    w = words("app")
     datasets = spec.get("datasets", {})
     parts, seen_pairs, series = [], [], {}
     ranges: dict[str, tuple[float, float]] = {}

@@ -12,6 +12,7 @@ from typing import Any
 
 import pandas as pd
 
+import content
 from core.figures import _Declared, finish, registry
 from core.registry import PAGES
 
@@ -26,13 +27,15 @@ gc.freeze()
 
 
 def chart_spec(page: str, name: str, data: pd.DataFrame, view: dict[str, Any], *, present: bool = False,
-               present_height: int = 240) -> dict:
+               present_height: int = 240, lang: str | None = None) -> dict:
     """FIGURES[name]'s Vega-Lite spec for data at view, as the page draws it, finished for reading (title,
     legends, fonts, its text description; larger and lower for a projector when present).
 
     Not validated against the Vega-Lite schema here: that costs more than most experiments, and every figure's
     spec is validated by the tests and the export (core.figures.spec) at every preset.
     """
+    if lang is not None:  # a worker's thread speaks the language of the session that asked (content.use)
+        content.use(lang)
     spec = finish(registry(page)[name].chart(data, _Declared(view)).to_dict(validate=False), present=present)
     if present and spec.get("width", "container") == "container":
         spec["height"] = present_height

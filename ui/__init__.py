@@ -29,6 +29,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
+import content
 from content import words
 from core import figures
 from core.controls import Control, defaults, find
@@ -52,7 +53,7 @@ def seed() -> int:
     return int(st.session_state.get("seed", 0))
 
 
-def figure_spec(page: str, name: str, view: dict[str, Any], present: bool = False) -> dict:
+def figure_spec(page: str, name: str, view: dict[str, Any], present: bool = False, lang: str | None = None) -> dict:
     """The Vega-Lite spec of a page's figure, ready for st.vega_lite_chart, shared by every session.
 
     Built and finished (title, legends, fonts, its text description: core.figures.finish) in a worker from the
@@ -67,18 +68,19 @@ def figure_spec(page: str, name: str, view: dict[str, Any], present: bool = Fals
         figure = figures.registry(page)[name]
         data = run(figure.data, **figure.arguments(view))
         spec = compute(worker.chart_spec, page, name, data, view, present=present,
-                       present_height=PRESENT_HEIGHT)
+                       present_height=PRESENT_HEIGHT, lang=lang)
         if "datasets" in spec:
             spec["datasets"] = {key: dataframe_util.convert_anything_to_arrow_bytes(values)
                                 for key, values in spec["datasets"].items()}
         return spec
 
-    return memo(("figure_spec", page, name, tuple(sorted(view.items())), present), make)
+    lang = lang or content.current()  # a chart's words are the reader's: one spec per language
+    return memo(("figure_spec", page, name, tuple(sorted(view.items())), present, lang), make)
 
 
-def prefetch_figure(page: str, name: str, view: dict[str, Any], present: bool) -> None:
+def prefetch_figure(page: str, name: str, view: dict[str, Any], present: bool, lang: str) -> None:
     with contextlib.suppress(Exception):  # the page computes it again and shows the failure where it belongs
-        figure_spec(page, name, view, present)
+        figure_spec(page, name, view, present, lang)
 
 
 @functools.cache
@@ -180,7 +182,8 @@ class Page:
         if not self.figures or pool() is None:
             return
         for name, figure in self.figures.items():
-            background(prefetch_figure, self.name, name, dict(figure.view(self.settings)), self.present)
+            background(prefetch_figure, self.name, name, dict(figure.view(self.settings)), self.present,
+                       content.current())
 
     # 1. The question, and the page's presets
     def header(self) -> None:
@@ -320,7 +323,8 @@ class Page:
     def svg_spec(self, name: str, data: pd.DataFrame, view: dict[str, Any]) -> dict:
         from core import worker
 
-        return worker.chart_spec(self.name, name, data, view, present=self.present, present_height=PRESENT_HEIGHT)
+        return worker.chart_spec(self.name, name, data, view, present=self.present, present_height=PRESENT_HEIGHT,
+                                 lang=content.current())
 
     def metrics(self, items: dict[str, str]) -> None:
         """Live numbers, at most three to a row so every value and label shows in full: {label key: value}."""

@@ -7,9 +7,13 @@ Each concept's builders live in core/charts/<concept>.py, beside core/<concept>.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import Any
+
 import altair as alt
 import pandas as pd
 
+from content import DEFAULT_LANG, words
 from core import altair_speed  # noqa: F401  (one Altair converter per process: see its docstring)
 from core.nonfinite import finite_rows
 
@@ -32,12 +36,44 @@ WIDTH = "container"  # charts take their column's width; the export sets a fixed
 HEIGHT = 300
 
 
-def color(field: str, domain: list[str] | tuple[str, ...], title: str | None = None) -> alt.Color:
-    """A colour encoding whose every name keeps its house colour (unknown names get the leftovers)."""
+class Labels:
+    """A page's category labels in the reader's language (DESIGN rule 8).
+
+    Data keep stable ids (a run's name, a category: "flushed to zero", "SGD, mean, lr"), in CSV downloads and exports
+    too; a chart shows each id as content/<lang>/<page>.toml's [charts.labels] says, else as content/<lang>/app.toml's,
+    else as English does, else as the id itself.
+    """
+
+    def __init__(self, page: str):
+        self.page = page
+
+    def __call__(self, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        for lang in dict.fromkeys((words(self.page).lang, DEFAULT_LANG)):
+            for source in (self.page, "app"):
+                table = words(source, lang).get("charts.labels")
+                if isinstance(table, dict) and value in table:
+                    return table[value]
+        return value
+
+    def frame(self, df: pd.DataFrame, *fields: str) -> pd.DataFrame:
+        """df with each field's ids replaced by their labels (a copy)."""
+        return df.assign(**{f: df[f].map(self) for f in fields if f in df})
+
+    def domain(self, ids: Iterable[Any]) -> list[Any]:
+        return [self(i) for i in ids]
+
+
+def color(field: str, domain: list[str] | tuple[str, ...], title: str | None = None,
+          labels: Labels | None = None) -> alt.Color:
+    """A colour encoding whose every name keeps its house colour (unknown names get the leftovers); with labels, the
+    field holds labels (Labels.frame) and the domain is given by id."""
     spare = iter(c for c in OKABE_ITO.values() if c not in COLORS.values())
+    shown = labels.domain(domain) if labels else list(domain)
     return alt.Color(
         f"{field}:N",
-        scale=alt.Scale(domain=list(domain), range=[COLORS.get(d) or next(spare, "#666666") for d in domain]),
+        scale=alt.Scale(domain=shown, range=[COLORS.get(d) or next(spare, "#666666") for d in domain]),
         title=title,
         legend=alt.Legend(orient="right", labelLimit=260),
     )
