@@ -86,7 +86,9 @@ def log_axis(field: str, title: str, *, fmt: str = ".0e") -> alt.X:
 def vertical_marker(value: float, label: str) -> alt.LayerChart:
     """A dashed vertical rule at value with a label: 'your setting' on a sweep."""
     data = pd.DataFrame({"x": [value], "label": [label]})
-    tooltip = [alt.Tooltip("label:N", title="marker"), alt.Tooltip("x:Q", title="at", format=".3g")]
+    app = words("app")
+    tooltip = [alt.Tooltip("label:N", title=app["charts.marker"]),
+               alt.Tooltip("x:Q", title=app["charts.at"], format=".3g")]
     base = alt.Chart(data).encode(x="x:Q", tooltip=tooltip)
     rule = base.mark_rule(strokeDash=[6, 3], color=OKABE_ITO["black"])
     text = base.mark_text(align="left", dx=4, dy=4, baseline="top").encode(text="label:N", y=alt.value(0))
