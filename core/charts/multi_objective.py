@@ -9,8 +9,12 @@ import numpy as np
 import pandas as pd
 
 import core.multi_objective as core
-from core.charts import COLORS, HEIGHT, OKABE_ITO, WIDTH, chartable, log_axis, vertical_marker
+from content import words
+from core.charts import COLORS, HEIGHT, OKABE_ITO, WIDTH, Labels, chartable, log_axis, vertical_marker
 from core.figures import Figure
+
+W = words("multi_objective")
+L = Labels("multi_objective")  # variants, runs and methods keep their ids in the data; charts show their labels
 
 # The learner's four loops, and the six ways of combining two gradients: one colour each on this page.
 # Blue and vermillion stay SGD's and Adam's, as on every page.
@@ -27,14 +31,30 @@ FLOOR = 1e-12  # a loss of exactly 0 is drawn here on a log axis
 DECADES = "abs(log(datum.value) / LN10 - round(log(datum.value) / LN10)) < 1e-6 ? format(datum.value, '.0e') : ''"
 
 
+def _is(field: str, value: str, op: str = "==") -> str:
+    """A filter on a labelled field: the label of the id value, quoted for a Vega expression."""
+    label = str(L(value)).replace("\\", "\\\\").replace("'", "\\'")
+    return f"datum.{field} {op} '{label}'"
+
+
+def _tip(shorthand: str, key: str | None = None, **kwargs) -> alt.Tooltip | str:
+    """A tooltip field titled from content (charts.tips.<key>); where that title is the field's name, none is set."""
+    field = shorthand.split(":")[0]
+    title = W[f"charts.tips.{key or field}"]
+    if title != field:
+        kwargs["title"] = title
+    return alt.Tooltip(shorthand, **kwargs) if kwargs else shorthand
+
+
 def _log(field: str, title: str, domain: list[float] | None = None, decades: bool = True) -> dict:
     scale = alt.Scale(type="log", **({"domain": domain} if domain else {}))
     axis = alt.Axis(labelExpr=DECADES, gridOpacity=0.5) if decades else alt.Axis(format="~g")
     return {"field": field, "type": "quantitative", "scale": scale, "title": title, "axis": axis}
 
 
-def _scale(colors: dict[str, str], title: str | None = None, legend: bool = True) -> dict:
-    return {"scale": alt.Scale(domain=list(colors), range=list(colors.values())), "title": title,
+def _scale(colors: dict[str, str], title: str | None = None, legend: bool = True, labels: bool = True) -> dict:
+    domain = L.domain(colors) if labels else list(colors)
+    return {"scale": alt.Scale(domain=domain, range=list(colors.values())), "title": title,
             "legend": alt.Legend(orient="bottom", columns=4, labelLimit=320) if legend else None}
 
 
@@ -42,26 +62,25 @@ def seed_loss1_chart(runs: pd.DataFrame) -> alt.Chart:
     """loss1 per step for the learner's four loops; the detached run (dashed) lies on the loss1-only run."""
     data = chartable(runs[["variant", "step", "loss1"]]).assign(shown=lambda d: d.loss1.clip(lower=FLOOR))
     dash = {v: [6, 4] if v == "detached" else [1, 0] for v in VARIANT_COLORS}
-    return alt.Chart(data).mark_line().encode(
-        x=alt.X("step:Q", title="step"),
-        y=alt.Y(**_log("shown", f"loss1 = (5 − sum of outputs)² (0 drawn at {FLOOR:.0e})")),
-        color=alt.Color("variant:N", **_scale(VARIANT_COLORS, "loop")),
-        strokeDash=alt.StrokeDash("variant:N", scale=alt.Scale(domain=list(dash), range=list(dash.values())),
+    return alt.Chart(L.frame(data, "variant")).mark_line().encode(
+        x=alt.X("step:Q", title=W["charts.seed_loss1.x"]),
+        y=alt.Y(**_log("shown", W("charts.seed_loss1.y", floor=FLOOR))),
+        color=alt.Color("variant:N", **_scale(VARIANT_COLORS, W["charts.seed_loss1.legend"])),
+        strokeDash=alt.StrokeDash("variant:N", scale=alt.Scale(domain=L.domain(dash), range=list(dash.values())),
                                   legend=None),
-        tooltip=["variant:N", "step:Q", alt.Tooltip("loss1:Q", format=".6g")],
-    ).properties(title="loss1 per step: the detached loss2 (dashed) changes nothing", width=WIDTH, height=HEIGHT)
+        tooltip=[_tip("variant:N"), _tip("step:Q"), _tip("loss1:Q", format=".6g")],
+    ).properties(title=W["charts.seed_loss1.title"], width=WIDTH, height=HEIGHT)
 
 
 def seed_loss2_chart(runs: pd.DataFrame) -> alt.Chart:
     """loss2, the sum of every parameter, per step: maximised it climbs for as long as training runs."""
     data = chartable(runs[["variant", "step", "loss2"]])
-    return alt.Chart(data).mark_line().encode(
-        x=alt.X("step:Q", title="step"),
-        y=alt.Y("loss2:Q", title="loss2 = sum of every parameter"),
-        color=alt.Color("variant:N", **_scale(VARIANT_COLORS, "loop")),
-        tooltip=["variant:N", "step:Q", alt.Tooltip("loss2:Q", format=".4f")],
-    ).properties(title="loss2 per step: maximised it keeps rising, tanh-bounded it only slows, a target stops it",
-                 width=WIDTH, height=HEIGHT)
+    return alt.Chart(L.frame(data, "variant")).mark_line().encode(
+        x=alt.X("step:Q", title=W["charts.seed_loss2.x"]),
+        y=alt.Y("loss2:Q", title=W["charts.seed_loss2.y"]),
+        color=alt.Color("variant:N", **_scale(VARIANT_COLORS, W["charts.seed_loss2.legend"])),
+        tooltip=[_tip("variant:N"), _tip("step:Q"), _tip("loss2:Q", format=".4f")],
+    ).properties(title=W["charts.seed_loss2.title"], width=WIDTH, height=HEIGHT)
 
 
 def _at(df: pd.DataFrame, alpha: float) -> pd.DataFrame:
@@ -72,50 +91,49 @@ def tradeoff_chart(sweep: pd.DataFrame, alpha: float, scale: float) -> alt.Layer
     """The exact trade-off (each point one alpha) in the (loss1, loss2) plane; the reader's alpha and the
     points SGD and Adam reached there; the last point SGD can reach."""
     data = chartable(sweep).assign(yours=lambda d: np.isclose(d.alpha, alpha, rtol=1e-6) & d.run.isin(RUN_COLORS),
-                                   label=lambda d: np.where(d.run == "sgd limit", "SGD diverges beyond this α", ""))
-    tip = ["run:N", alt.Tooltip("alpha:Q", format=".3g", title="α"), alt.Tooltip("loss1:Q", format=".4g"),
-           alt.Tooltip("loss2:Q", format=".4g")]
-    base = alt.Chart().encode(x=alt.X("loss1:Q", scale=alt.Scale(type="log"),
-                                      title="loss1: mean squared error (data fit)"),
-                              y=alt.Y(**_log("loss2", "loss2: squared weight norm")), tooltip=tip)
+                                   label=lambda d: np.where(d.run == "sgd limit", W["charts.tradeoff.limit"], ""))
+    tip = [_tip("run:N"), _tip("alpha:Q", format=".3g"), _tip("loss1:Q", format=".4g"),
+           _tip("loss2:Q", format=".4g")]
+    base = alt.Chart().encode(x=alt.X("loss1:Q", scale=alt.Scale(type="log"), title=W["charts.tradeoff.x"]),
+                              y=alt.Y(**_log("loss2", W["charts.tradeoff.y"])), tooltip=tip)
     grey = OKABE_ITO["grey"]
-    curve = base.transform_filter("datum.run == 'exact'").mark_line(
+    curve = base.transform_filter(_is("run", "exact")).mark_line(
         color=grey, point=alt.OverlayMarkDef(size=25, color=grey)).encode(order="alpha:Q")
     sizes = {"exact": 420, "sgd": 150, "adam": 60}  # nested, so that three points in one place all show
     points = base.transform_filter("datum.yours").mark_point(filled=False, strokeWidth=3).encode(
-        color=alt.Color("run:N", **_scale(RUN_COLORS, f"at your α = {alpha:g}")),
-        shape=alt.Shape("run:N", scale=alt.Scale(domain=list(RUN_COLORS), range=["circle", "square", "diamond"]),
+        color=alt.Color("run:N", **_scale(RUN_COLORS, W("charts.tradeoff.legend", alpha=alpha))),
+        shape=alt.Shape("run:N", scale=alt.Scale(domain=L.domain(RUN_COLORS), range=["circle", "square", "diamond"]),
                         legend=None),
-        size=alt.Size("run:N", scale=alt.Scale(domain=list(sizes), range=list(sizes.values())), legend=None))
-    limit = base.transform_filter("datum.run == 'sgd limit'")
+        size=alt.Size("run:N", scale=alt.Scale(domain=L.domain(sizes), range=list(sizes.values())), legend=None))
+    limit = base.transform_filter(_is("run", "sgd limit"))
     cross = limit.mark_point(shape="cross", size=200, color=COLORS["sgd"], filled=True)
     text = limit.mark_text(align="left", dx=10, dy=-8, color=COLORS["sgd"]).encode(text="label:N")
-    return alt.layer(curve, cross, text, points, data=data).properties(
-        title=f"The trade-off: each grey point is the optimum of loss1 + α·{scale:g}·loss2 for one α",
-        width=WIDTH, height=HEIGHT)
+    return alt.layer(curve, cross, text, points, data=L.frame(data, "run")).properties(
+        title=W("charts.tradeoff.title", scale=scale), width=WIDTH, height=HEIGHT)
 
 
 def alpha_sweep_chart(sweep: pd.DataFrame, alpha: float, scale: float) -> alt.LayerChart:
     """loss1 at the end against alpha: the exact optimum, SGD and Adam; the reader's alpha and SGD's limit."""
-    data = chartable(sweep).assign(label=lambda d: np.where(d.run == "sgd limit", "SGD's limit", ""))
-    lines = alt.Chart().transform_filter("datum.run != 'sgd limit'").mark_line(
+    data = chartable(sweep).assign(label=lambda d: np.where(d.run == "sgd limit", W["charts.alpha_sweep.limit"], ""))
+    lines = alt.Chart().transform_filter(_is("run", "sgd limit", "!=")).mark_line(
         point=alt.OverlayMarkDef(size=20)).encode(
-        x=log_axis("alpha:Q", "α (the weight on loss2)"),
-        y=alt.Y("loss1:Q", title="loss1 at the end (data fit)"),
-        color=alt.Color("run:N", **_scale(RUN_COLORS, "run")),
-        strokeDash=alt.StrokeDash("run:N", scale=alt.Scale(domain=list(RUN_COLORS), range=[[1, 0], [4, 3], [1, 3]]),
+        x=log_axis("alpha:Q", W["charts.alpha_sweep.x"]),
+        y=alt.Y("loss1:Q", title=W["charts.alpha_sweep.y"]),
+        color=alt.Color("run:N", **_scale(RUN_COLORS, W["charts.alpha_sweep.legend"])),
+        strokeDash=alt.StrokeDash("run:N", scale=alt.Scale(domain=L.domain(RUN_COLORS),
+                                                           range=[[1, 0], [4, 3], [1, 3]]),
                                   legend=None),
-        tooltip=["run:N", alt.Tooltip("alpha:Q", format=".3g", title="α"), alt.Tooltip("loss1:Q", format=".4g"),
-                 alt.Tooltip("loss2:Q", format=".4g")],
+        tooltip=[_tip("run:N"), _tip("alpha:Q", format=".3g"), _tip("loss1:Q", format=".4g"),
+                 _tip("loss2:Q", format=".4g")],
     )
-    rule = alt.Chart().transform_filter("datum.run == 'sgd limit'").encode(
-        x="alpha:Q", tooltip=[alt.Tooltip("alpha:Q", format=".3g", title="SGD diverges above α")])
+    rule = alt.Chart().transform_filter(_is("run", "sgd limit")).encode(
+        x="alpha:Q", tooltip=[alt.Tooltip("alpha:Q", format=".3g", title=W["charts.alpha_sweep.tip_limit"])])
     text = rule.mark_text(align="left", dx=4, dy=14, baseline="top", color=COLORS["sgd"]).encode(
         text="label:N", y=alt.value(0))
-    marker = vertical_marker(alpha, f"your α = {alpha:g}")
-    return alt.layer(lines, rule.mark_rule(color=COLORS["sgd"], strokeDash=[2, 2]), text, data=data).properties(
-        width=WIDTH, height=HEIGHT) + marker.properties(
-        title=f"With loss2 × {scale:g}: the whole curve, and SGD's limit, move together")
+    marker = vertical_marker(alpha, W("charts.alpha_sweep.marker", alpha=alpha))
+    return alt.layer(lines, rule.mark_rule(color=COLORS["sgd"], strokeDash=[2, 2]), text,
+                     data=L.frame(data, "run")).properties(
+        width=WIDTH, height=HEIGHT) + marker.properties(title=W("charts.alpha_sweep.title", scale=scale))
 
 
 def _thin(df: pd.DataFrame) -> pd.DataFrame:
@@ -126,20 +144,22 @@ def _thin(df: pd.DataFrame) -> pd.DataFrame:
 def conflict_chart(run: pd.DataFrame) -> alt.VConcatChart:
     """For the fixed-weight run: both gradient norms (log) and the cosine between them, per step."""
     data = _thin(chartable(run[run.method == "fixed"][["step", "norm1", "norm2", "cosine"]]))
-    names = {"norm1": "|∇ loss1|", "norm2": "|∇ (10^m · loss2)|"}
-    x = alt.X("step:Q", title="step", axis=alt.Axis(tickMinStep=1))
+    names = {"norm1": W["charts.conflict.norm1"], "norm2": W["charts.conflict.norm2"]}
+    quoted = {k: v.replace("\\", "\\\\").replace("'", "\\'") for k, v in names.items()}
+    x = alt.X("step:Q", title=W["charts.conflict.x"], axis=alt.Axis(tickMinStep=1))
     top = alt.Chart(data).transform_fold(list(names), as_=["which", "norm"]).transform_calculate(
-        gradient=f"datum.which == 'norm1' ? '{names['norm1']}' : '{names['norm2']}'").mark_line().encode(
-        x=x, y=alt.Y(**_log("norm", "gradient norm")),
+        gradient=f"datum.which == 'norm1' ? '{quoted['norm1']}' : '{quoted['norm2']}'").mark_line().encode(
+        x=x, y=alt.Y(**_log("norm", W["charts.conflict.y"])),
         color=alt.Color("gradient:N", **_scale({names["norm1"]: OKABE_ITO["orange"],
-                                                names["norm2"]: OKABE_ITO["purple"]}, "gradient")),
-        tooltip=["gradient:N", "step:Q", alt.Tooltip("norm:Q", type="quantitative", format=".4g")],
-    ).properties(width=WIDTH, height=HEIGHT * 0.6, title="Each objective's gradient, and how they align")
+                                                names["norm2"]: OKABE_ITO["purple"]}, W["charts.conflict.legend"],
+                                               labels=False)),
+        tooltip=[_tip("gradient:N"), _tip("step:Q"), _tip("norm:Q", type="quantitative", format=".4g")],
+    ).properties(width=WIDTH, height=HEIGHT * 0.6, title=W["charts.conflict.title"])
     line = alt.Chart(data).mark_line(color=OKABE_ITO["black"]).encode(
-        x=x, y=alt.Y("cosine:Q", scale=alt.Scale(domain=[-1, 1]), title="cosine between them"),
-        tooltip=["step:Q", alt.Tooltip("cosine:Q", format=".4f")])
+        x=x, y=alt.Y("cosine:Q", scale=alt.Scale(domain=[-1, 1]), title=W["charts.conflict.y_cosine"]),
+        tooltip=[_tip("step:Q"), _tip("cosine:Q", format=".4f")])
     zero = alt.Chart(data).mark_rule(strokeDash=[4, 3], color=OKABE_ITO["grey"]).encode(
-        y=alt.datum(0), tooltip=alt.value("below zero: the objectives pull apart"))
+        y=alt.datum(0), tooltip=alt.value(W["charts.conflict.tip_zero"]))
     return alt.vconcat(top, alt.layer(line, zero).properties(width=WIDTH, height=HEIGHT * 0.6))
 
 
@@ -150,50 +170,50 @@ def trajectories_chart(runs: pd.DataFrame) -> alt.LayerChart:
     data = data.assign(end=(data.method != FRONT) & (data.step == paths.step.max()))
     front, start = data[data.method == FRONT], paths[paths.step == 0][["loss1", "loss2"]].max()
     box = {k: [float(front[k].min()) / 2, float(max(front[k].max(), start[k])) * 4] for k in ("loss1", "loss2")}
-    tip = ["method:N", "step:Q", alt.Tooltip("loss1:Q", format=".4g"), alt.Tooltip("loss2:Q", format=".4g")]
+    tip = [_tip("method:N"), _tip("step:Q"), _tip("loss1:Q", format=".4g"), _tip("loss2:Q", format=".4g")]
     base = alt.Chart().encode(
-        x=alt.X(**_log("loss1", "task 1 loss (MSE)", box["loss1"], decades=False)),
-        y=alt.Y(**_log("loss2", "task 2 loss (MSE, before × 10^m)", box["loss2"], decades=False)),
+        x=alt.X(**_log("loss1", W["charts.trajectories.x"], box["loss1"], decades=False)),
+        y=alt.Y(**_log("loss2", W["charts.trajectories.y"], box["loss2"], decades=False)),
         order="step:Q", tooltip=tip)
-    curve = base.transform_filter(f"datum.method == '{FRONT}'").mark_line(
+    curve = base.transform_filter(_is("method", FRONT)).mark_line(
         color=OKABE_ITO["grey"], strokeWidth=6, opacity=0.4)
-    color = alt.Color("method:N", **_scale(METHOD_COLORS, "method"))
-    lines = base.transform_filter(f"datum.method != '{FRONT}'").mark_line(strokeWidth=2, clip=True).encode(
+    color = alt.Color("method:N", **_scale(METHOD_COLORS, W["charts.trajectories.legend"]))
+    lines = base.transform_filter(_is("method", FRONT, "!=")).mark_line(strokeWidth=2, clip=True).encode(
         color=color)
     ends = base.transform_filter("datum.end").mark_point(size=120, filled=True, stroke=OKABE_ITO["black"],
                                                          clip=True).encode(color=color)
-    return alt.layer(curve, lines, ends, data=data).properties(
-        title="Where each method takes the shared model (grey: the true trade-off; a run that blows up leaves)",
-        width=WIDTH, height=HEIGHT)
+    return alt.layer(curve, lines, ends, data=L.frame(data, "method")).properties(
+        title=W["charts.trajectories.title"], width=WIDTH, height=HEIGHT)
 
 
 def final_chart(runs: pd.DataFrame) -> alt.LayerChart:
     """Both task losses at the last step, method by method, joined by a rule (a diverged run has no marks)."""
     last = runs[(runs.method != FRONT) & (runs.step == runs.step.max())]
     data = chartable(last.melt(id_vars="method", value_vars=["loss1", "loss2"], var_name="task", value_name="loss"))
-    x = alt.X("method:N", sort=list(METHOD_COLORS), title=None, axis=alt.Axis(labelAngle=0))
+    x = alt.X("method:N", sort=L.domain(METHOD_COLORS), title=None, axis=alt.Axis(labelAngle=0))
     span = alt.Chart().mark_rule(color=OKABE_ITO["grey"], strokeWidth=2).encode(
         x=x, y=alt.Y("min(loss):Q", scale=alt.Scale(type="log")), y2="max(loss):Q",
-        tooltip=["method:N", alt.Tooltip("min(loss):Q", format=".4g", title="lower"),
-                 alt.Tooltip("max(loss):Q", format=".4g", title="higher")])
+        tooltip=[_tip("method:N"), alt.Tooltip("min(loss):Q", format=".4g", title=W["charts.final.tip_lower"]),
+                 alt.Tooltip("max(loss):Q", format=".4g", title=W["charts.final.tip_higher"])])
     dots = alt.Chart().mark_point(filled=True, size=140, opacity=1).encode(
-        x=x, y=alt.Y("loss:Q", scale=alt.Scale(type="log"), title="loss at the end (MSE, before × 10^m)"),
-        tooltip=["method:N", "task:N", alt.Tooltip("loss:Q", format=".4g")],
-        color=alt.Color("task:N", **_scale({"loss1": OKABE_ITO["orange"], "loss2": OKABE_ITO["purple"]}, "task")))
-    return alt.layer(span, dots, data=data).properties(
-        title="Final losses: which task each method favoured", width=WIDTH, height=HEIGHT)
+        x=x, y=alt.Y("loss:Q", scale=alt.Scale(type="log"), title=W["charts.final.y"]),
+        tooltip=[_tip("method:N"), _tip("task:N"), _tip("loss:Q", format=".4g")],
+        color=alt.Color("task:N", **_scale({"loss1": OKABE_ITO["orange"], "loss2": OKABE_ITO["purple"]},
+                                           W["charts.final.legend"], labels=False)))
+    return alt.layer(span, dots, data=L.frame(data, "method")).properties(
+        title=W["charts.final.title"], width=WIDTH, height=HEIGHT)
 
 
 def weights_chart(runs: pd.DataFrame) -> alt.Chart:
     """The weight each method puts on 10^m · loss2 relative to loss1, per step (PCGrad projects: no weight)."""
     data = _thin(chartable(runs[runs.method != FRONT][["method", "step", "weight2"]]).query("weight2 > 0"))
-    return alt.Chart(data).mark_line().encode(
-        x=alt.X("step:Q", title="step"),
-        y=alt.Y(**_log("weight2", "weight on 10^m · loss2 ÷ weight on loss1")),
-        color=alt.Color("method:N", **_scale(METHOD_COLORS, "method")),
-        tooltip=["method:N", "step:Q", alt.Tooltip("weight2:Q", format=".3g", title="relative weight")],
-    ).properties(title="The weight each method gave task 2, step by step (PCGrad projects instead)",
-                 width=WIDTH, height=HEIGHT)
+    return alt.Chart(L.frame(data, "method")).mark_line().encode(
+        x=alt.X("step:Q", title=W["charts.weights.x"]),
+        y=alt.Y(**_log("weight2", W["charts.weights.y"])),
+        color=alt.Color("method:N", **_scale(METHOD_COLORS, W["charts.weights.legend"])),
+        tooltip=[_tip("method:N"), _tip("step:Q"), alt.Tooltip("weight2:Q", format=".3g",
+                                                               title=W["charts.weights.tip_weight"])],
+    ).properties(title=W["charts.weights.title"], width=WIDTH, height=HEIGHT)
 
 
 # The page's figures, by name: what the page draws and what the export writes (core/figures.py).
