@@ -47,6 +47,11 @@ def language_of(locale: str | None) -> str | None:
     return code if code in LANGS else None
 
 
+def is_plural(value: Any) -> bool:
+    """A table of plural forms: the placeholder it counts by, and at least the form "other" (CLDR's catch-all)."""
+    return isinstance(value, dict) and isinstance(value.get("count"), str) and isinstance(value.get("other"), str)
+
+
 @functools.cache
 def _plural_rule(lang: str):
     return Locale.parse(lang).plural_form
@@ -104,7 +109,7 @@ class Words:
 
     def text(self, value: Any, values: dict[str, Any]) -> str:
         """A text, or the right plural form of a table of forms for the count among values."""
-        if isinstance(value, dict) and "count" in value:
+        if is_plural(value):
             return plural(self.lang, values.get(value["count"]), value)
         return value
 

@@ -84,25 +84,48 @@ FONT = {"normal": {"label": 12, "title": 13, "chart": 15}, "present": {"label": 
 LEGEND_KEYS = ("color", "fill", "stroke", "strokeDash", "shape", "size", "opacity")
 
 
+# Chinese characters and their punctuation: a line may break between any two
+CJK = "\u2e80-\u9fff\u3000-\u303f\uff00-\uffef"
+_TOKEN = re.compile(rf"[{CJK}]|[^\s{CJK}]+")
+
+
+def _width(token: str) -> int:
+    """A token's width in average Latin glyphs: a Chinese character is about two."""
+    return sum(2 if re.match(rf"[{CJK}]", ch) else 1 for ch in token)
+
+
 def wrap(text: str, chars: int) -> list[str]:
-    """text in lines of at most chars characters, broken at spaces (a longer word gets its own line)."""
+    """text in lines of at most chars average glyphs, broken at spaces and beside Chinese characters (which need no
+    space to break at); a longer word gets its own line."""
     lines: list[str] = []
-    for word in text.split():
-        if lines and len(lines[-1]) + 1 + len(word) <= chars:
-            lines[-1] += " " + word
+    width, end = 0, 0
+    for match in _TOKEN.finditer(text):
+        token, spaced = match.group(), match.start() > end
+        end = match.end()
+        gap = " " if spaced and lines else ""
+        if lines and width + len(gap) + _width(token) <= chars:
+            lines[-1] += gap + token
+            width += len(gap) + _width(token)
         else:
-            lines.append(word)
+            lines.append(token)
+            width = _width(token)
     return lines or [""]
 
 
 def _wrapped_title(text: str, font: int, responsive: bool) -> dict:
     """A title whose lines follow the chart's width: Vega re-wraps it whenever the width signal changes."""
+    chinese = bool(re.search(rf"[{CJK}]", text))
     per_char = 0.55 * font  # a generous average glyph width for the sans-serif Vega draws titles in
     if not responsive:
         return {"text": wrap(text, max(24, int(320 / per_char)))}
     literal = json.dumps(text)
-    chars = f"max(16, floor((width + 50) / {per_char:.2f}))"
-    expr = (f"split(trim(replace({literal}, regexp('(.{{1,' + {chars} + '}})(\\\\s+|$)', 'g'), '$1\\n')), '\\n')")
+    if chinese:  # a Chinese glyph is about a font size wide, and a line may break before any of them
+        chars = f"max(8, floor((width + 50) / {font:.2f}))"
+        brk = f"(\\\\s+|$|(?=[{CJK}]))"
+    else:
+        chars = f"max(16, floor((width + 50) / {per_char:.2f}))"
+        brk = "(\\\\s+|$)"
+    expr = (f"split(trim(replace({literal}, regexp('(.{{1,' + {chars} + '}})" + brk + "', 'g'), '$1\\n')), '\\n')")
     return {"text": {"expr": expr}}
 
 
@@ -214,12 +237,12 @@ def _number(value: float) -> str:
 
 def _names(values: list[str], limit: int = 6) -> str:
     w = words("app")
-    shown = [str(v) for v in values[:limit]]
+    shown, comma = [str(v) for v in values[:limit]], w["describe.comma"]
     if len(values) > limit:
-        return ", ".join(shown) + f" {w('describe.more', n=len(values) - limit)}"
+        return comma.join(shown) + f" {w('describe.more', n=len(values) - limit)}"
     if len(shown) == 1:
         return shown[0]
-    return ", ".join(shown[:-1]) + f" {w['describe.and']} " + shown[-1]
+    return comma.join(shown[:-1]) + f" {w['describe.and']} " + shown[-1]
 
 
 def _title_text(spec: dict) -> str:
@@ -239,7 +262,7 @@ def describe(spec: dict) -> str:
     what is plotted against what, the ranges the data span, and the series. Words from content/en/app.toml."""
     w = words("app")
     datasets = spec.get("datasets", {})
-    parts, seen_pairs, series = [], [], {}
+    parts, seen_pairs, series, untitled = [], [], {}, set()
     ranges: dict[str, tuple[float, float]] = {}
     titles: dict[str, str] = {}
     for unit, data in _units(spec):
@@ -265,6 +288,8 @@ def describe(spec: dict) -> str:
             field, name, kind = _field(encoding.get(key))
             if field and rows and kind in ("nominal", "ordinal"):
                 names = series.setdefault(name or field, [])
+                if not name or name == field:
+                    untitled.add(name or field)
                 for r in rows:
                     if r.get(field) is not None and r[field] not in names:
                         names.append(r[field])
@@ -278,8 +303,9 @@ def describe(spec: dict) -> str:
                 lo, hi = ranges[name]
                 parts.append(w(f"describe.{axis}_range", **{axis: name}, lo=_number(lo), hi=_number(hi)))
     for name, values in [item for item in series.items() if len(item[1]) > 1][:1]:
-        if len(values) > 1:
-            parts.append(w("describe.series", field=name, names=_names(values)))
-    body = "; ".join(parts)
-    sentence = (body[:1].upper() + body[1:] + ".") if body else ""
+        if len(values) > 1:  # a legend with no title of its own is named by its field only where the words want it
+            key = "describe.series" if name not in untitled else "describe.series_plain"
+            parts.append(w(key, field=name, names=_names(values)))
+    body = w["describe.sep"].join(parts)
+    sentence = (body[:1].upper() + body[1:] + w["describe.end"]) if body else ""
     return " ".join(s for s in (lead, sentence) if s)
