@@ -13,6 +13,8 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
+from content import is_plural
+
 ROOT = Path(__file__).parent
 PLACEHOLDER = re.compile(r"(?<!\{)\{([^{}]*)\}(?!\})")
 CODE = re.compile(r"`([^`]+)`")
@@ -24,7 +26,9 @@ OPTIONAL = {"app": {"describe.series_plain": {"field"}}}
 
 def _leaves(tree: Any, prefix: str = "") -> dict[str, Any]:
     out: dict[str, Any] = {}
-    if isinstance(tree, dict):
+    if is_plural(tree):  # a text in plural forms is one text
+        out[prefix] = tree
+    elif isinstance(tree, dict):
         for key, value in tree.items():
             out |= _leaves(value, f"{prefix}.{key}" if prefix else str(key))
     elif isinstance(tree, list):
@@ -53,6 +57,11 @@ def problems(lang: str, name: str) -> tuple[list[str], list[str]]:
     missing = [f"{name}: {key}" for key in sorted(set(english) - set(theirs))]
     for key in sorted(set(english) & set(theirs)):
         en, other = english[key], theirs[key]
+        if isinstance(en, str) and is_plural(other):  # each plural form keeps what the English text has
+            forms = {form: text for form, text in other.items() if form != "count"}
+            other = "".join(sorted(set(forms.values()), key=len)[-1:])  # checked below as the longest form
+            errors += [f"{name}: {key}: plural form {form!r} differs from the others in its placeholders"
+                       for form, text in forms.items() if parts(text) != parts(other)]
         if isinstance(en, str) and isinstance(other, str):
             a, b = parts(en), parts(other)
             optional = OPTIONAL.get(name, {}).get(key, set())

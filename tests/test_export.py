@@ -135,3 +135,30 @@ def test_every_figure_belongs_to_a_titled_experiment_of_its_page(info):
     experiments = words(info.name)["experiments"]
     for name, figure in registry(info.name).items():
         assert "title" in experiments.get(figure.experiment, {}), (info.name, name, figure.experiment)
+
+
+def test_a_chinese_export_draws_its_words_with_a_cjk_font(tmp_path):
+    """--lang zh: the figures in figures/zh/, their words Chinese; the PNG is drawn with Noto CJK (CI installs
+    fonts-noto-cjk), and without a CJK font the export stops and names the package instead of drawing boxes."""
+    if not any(d.is_dir() and any(d.glob("NotoSansCJK*")) for d in export.CJK_FONT_DIRS):
+        with pytest.raises(ValueError, match="fonts-noto-cjk"):
+            export.cjk_fonts()
+        pytest.skip("no Noto CJK on this machine (apt-get install fonts-noto-cjk)")
+    result = subprocess.run([sys.executable, "-m", "core.export", "--lang", "zh", "--pages", "reduction", "--presets",
+                             "default", "--formats", "svg,png,csv", "--out", str(tmp_path)], cwd=ROOT,
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    svg = (tmp_path / "zh" / "reduction" / "default" / "norms.svg").read_text(encoding="utf-8")
+    title = words("reduction", "zh")["charts.norms.title"]
+    assert title[:4] in svg  # the title's first characters, drawn as text
+    assert (tmp_path / "zh" / "reduction" / "default" / "norms.png").stat().st_size > 1000
+    csv = pd.read_csv(tmp_path / "zh" / "reduction" / "default" / "norms.csv")
+    english = registry("reduction")["norms"].data(seed=0)
+    assert list(csv.columns) == list(english.columns)  # the same columns and ids in every language
+    assert set(csv.reduction) == set(english.reduction) == {"mean", "sum"}
+
+
+def test_without_a_cjk_font_a_chinese_png_export_stops_naming_the_package(monkeypatch):
+    monkeypatch.setattr(export, "CJK_FONT_DIRS", ())
+    with pytest.raises(ValueError, match="fonts-noto-cjk"):
+        export.cjk_fonts()
