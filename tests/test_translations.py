@@ -166,3 +166,51 @@ def test_the_language_is_the_runs_own():
         t.join()
     assert said == {lang: words("app", lang)["lang.label"] for lang in LANGS}
     assert len(set(said.values())) == len(LANGS)
+
+
+LEFT_NAMES = (r"\b(?:\w+\.[\w.]+|RNN|LSTM|GRU|SGD|Adam\w*|RMSprop|Adagrad|PCGrad|MGDA|GradScaler|LayerNorm|"
+              r"BatchNorm\w*|linear|tanh|relu|sigmoid|softmax|b?float\d+|PyTorch|Gradient Lab|NaN|inf|ECE|NLL|MSE|lr|"
+              r"eps|max_norm)\b")
+
+
+def _english_left(text: str, script: str) -> list[str]:
+    """Sentences of two or more English words with none of the language's own script (code, names, references and
+    quoted library messages aside)."""
+    text = re.sub(r"(?m)^>.*(?:\n(?!\n).*)*", " ", text)  # a quoted library message, as the library says it
+    text = re.sub(r"\[[^\]]*\]\([^)]*\)", " ", text)  # links: a reference keeps its original title
+    found = []
+    for chunk in re.split(r"\n+|(?<=[.!?。；;])\s+", text):
+        prose = re.sub(LEFT_NAMES, " ", re.sub(r"`[^`]*`|https?://\S+", " ", chunk))
+        if not re.search(script, prose, re.IGNORECASE) and re.search(r"\b[A-Za-z]{2,}(?:[ ,]+[A-Za-z]{2,})+\b", prose):
+            found.append(chunk.strip()[:120])
+    return found
+
+
+def _chart_words(node, key: str = ""):
+    if isinstance(node, dict):
+        for k, v in node.items():
+            if k in ("title", "description", "text") and isinstance(v, (str, list)):
+                yield from ([v] if isinstance(v, str) else [x for x in v if isinstance(x, str)])
+            yield from _chart_words(v, k)
+    elif isinstance(node, list):
+        for v in node:
+            yield from _chart_words(v, key)
+
+
+@pytest.mark.parametrize("lang", TRANSLATIONS)
+@pytest.mark.parametrize("info", PAGES, ids=lambda p: p.name)
+def test_a_page_in_chinese_or_russian_shows_no_english_sentence(info, lang):
+    """The page as drawn (prose, readings, metrics, notes, chart titles, axes, legends and descriptions) at its
+    defaults: no sentence of English words left, live values included."""
+    import json
+
+    script = {"zh": r"[\u4e00-\u9fff]", "ru": r"[а-яё]"}[lang]
+    at = open_page(info.path, {"lang": lang})
+    assert not at.exception
+    texts = [str(e.value) for kind in ("markdown", "caption", "warning", "info", "success", "text", "title", "header")
+             for e in at.get(kind)]
+    texts += [f"{m.label}: {m.value}" for m in at.get("metric")]
+    for chart in at.get("vega_lite_chart"):
+        texts += list(_chart_words(json.loads(chart.proto.spec)))
+    left = sorted({line for text in texts for line in _english_left(text, script)})
+    assert left == []
