@@ -1,11 +1,13 @@
 """Gradient Lab: the entry point. Page config, the navigation over every built page, the shared seed and language."""
 
+import time
+
 import streamlit as st
 
 import content
 from content import LANGS, words
 from core.registry import PAGES
-from ui import gate, links, server, theme
+from ui import gate, links, server, theme, workers
 
 server.start()
 
@@ -33,6 +35,7 @@ with st.sidebar:
                     bind="query-params", help=APP["seed.help"])
     st.toggle(APP["present.label"], value=False, key="present", bind="query-params", help=APP["present.help"])
 
+workers.asked_at(time.monotonic())  # this run's jobs are served in the order the runs began
 try:
     with gate.drawing():  # a few sessions draw at once; the rest wait in line, not in 5 ms slices of the GIL
         current.run()

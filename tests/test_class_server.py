@@ -136,3 +136,33 @@ def test_a_reader_that_looks_at_every_setting_is_keyed_by_all_of_them():
     a = cache.readout("test_page", "all", reader, {"lr": 0.1, "steps": 1})
     b = cache.readout("test_page", "all", reader, {"lr": 0.1, "steps": 2})
     assert a != b and b == [("lr", 0.1), ("steps", 2)]
+
+
+def test_the_pool_serves_the_run_that_began_first():
+    """With every place taken, waiting jobs get a place in the order their runs began, not in the order they asked."""
+    from ui.workers import Turns
+
+    turns, served, lock = Turns(1), [], threading.Lock()
+    turns.take(0.0)  # the one place is busy
+    waiting = []
+    for moment in (3.0, 1.0, 2.0):  # they ask in this order; the run that began at 1.0 is the oldest
+        def job(moment=moment):
+            turns.take(moment)
+            with lock:
+                served.append(moment)
+            turns.give_back()
+        t = threading.Thread(target=job)
+        t.start()
+        waiting.append(t)
+        time.sleep(0.05)  # each is queued before the next asks
+    turns.give_back()
+    for t in waiting:
+        t.join(timeout=5)
+    assert served == [1.0, 2.0, 3.0]
+
+
+def test_a_background_job_keeps_the_turn_of_the_run_that_started_it():
+    from ui import workers
+
+    workers.asked_at(12.5)
+    assert cache.background(workers.asked_at).result(timeout=5) == 12.5

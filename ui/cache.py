@@ -118,8 +118,14 @@ _BACKGROUND = ThreadPoolExecutor(max_workers=16, thread_name_prefix="gradient-la
 
 
 def background(fn: Callable, *args: Any) -> Future:
-    """fn(*args) started now, on a waiting thread; the cache makes sure nothing is computed twice."""
-    return _BACKGROUND.submit(fn, *args)
+    """fn(*args) started now, on a waiting thread, in the asking run's turn; the cache computes nothing twice."""
+    moment = workers.asked_at()
+
+    def in_turn() -> Any:
+        workers.asked_at(moment)
+        return fn(*args)
+
+    return _BACKGROUND.submit(in_turn)
 
 
 class _Reads(dict):

@@ -16,11 +16,14 @@ GRADIENT_LAB_WORKERS sets the number of worker processes (default: one per core)
 
 from __future__ import annotations
 
+import heapq
 import io
+import itertools
 import logging
 import os
 import sys
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -102,6 +105,46 @@ class _Context(context.ForkServerContext):
     Process = _Process
 
 
+_asked = threading.local()
+
+
+def asked_at(moment: float | None = None) -> float:
+    """When the script run this thread works for began (set it with a moment; read it without): the order in which
+    the pool serves jobs. A thread that never set it is asking now."""
+    if moment is not None:
+        _asked.moment = moment
+    return getattr(_asked, "moment", None) or time.monotonic()
+
+
+class Turns:
+    """Places in the pool handed out oldest request first: a job belongs to the script run that asked for it, and the
+    run that began first is served first, its follow-up jobs (a chart spec after its data) included.
+
+    The executor's own queue serves jobs in the order they arrive, so under a class every rerun's jobs wait behind
+    every job asked for meanwhile, twice for a chart (its data, then its spec), and all reruns finish late together.
+    Here at most `places` jobs are in the pool at once and the others wait in order of their run's start.
+    """
+
+    def __init__(self, places: int):
+        self._free, self._waiting, self._lock, self._count = places, [], threading.Lock(), itertools.count()
+
+    def take(self, moment: float) -> None:
+        with self._lock:
+            if self._free > 0 and not self._waiting:
+                self._free -= 1
+                return
+            turn = threading.Event()
+            heapq.heappush(self._waiting, (moment, next(self._count), turn))
+        turn.wait()
+
+    def give_back(self) -> None:
+        with self._lock:
+            if self._waiting:
+                heapq.heappop(self._waiting)[2].set()  # the place passes straight to the oldest request
+            else:
+                self._free += 1
+
+
 class Pool:
     """A ProcessPoolExecutor that is made on first use and made anew when one of its workers dies."""
 
@@ -109,6 +152,7 @@ class Pool:
         self.workers = workers
         self._executor: ProcessPoolExecutor | None = None
         self._lock = threading.Lock()
+        self._turns = Turns(workers)
 
     def _get(self) -> ProcessPoolExecutor:
         with self._lock:
@@ -141,6 +185,13 @@ class Pool:
         replaced, and each of those jobs is tried once more in a process of its own, so the guilty job dies
         alone the second time (WorkerFailed, that session's note) and the others finish.
         """
+        self._turns.take(asked_at())
+        try:
+            return self._call(fn, *args, **kwargs)
+        finally:
+            self._turns.give_back()
+
+    def _call(self, fn: Callable, *args: Any, **kwargs: Any) -> Any:
         executor = self._get()
         try:
             return executor.submit(fn, *args, **kwargs).result(timeout=TIMEOUT)
