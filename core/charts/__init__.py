@@ -7,6 +7,7 @@ Each concept's builders live in core/charts/<concept>.py, beside core/<concept>.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from typing import Any
 
@@ -36,6 +37,28 @@ WIDTH = "container"  # charts take their column's width; the export sets a fixed
 HEIGHT = 300
 
 
+@functools.cache
+def _label_table(page: str, lang: str) -> dict[str, Any]:
+    """Every id's label for page in lang: the page's [charts.labels] over app.toml's, the language's over English's."""
+    table: dict[str, Any] = {}
+    for language in dict.fromkeys((DEFAULT_LANG, lang)):
+        for source in ("app", page):
+            found = words(source, language).get("charts.labels") if language == DEFAULT_LANG else \
+                _own(source, language)
+            table.update(found if isinstance(found, dict) else {})
+    return table
+
+
+def _own(page: str, lang: str) -> Any:
+    """A language's own [charts.labels] table of a page (no fallback to English: that is layered below it)."""
+    from content import _dig, _load
+
+    try:
+        return _dig(_load(page, lang), "charts.labels")
+    except (KeyError, TypeError, IndexError, ValueError):
+        return None
+
+
 class Labels:
     """A page's category labels in the reader's language (DESIGN rule 8).
 
@@ -48,18 +71,11 @@ class Labels:
         self.page = page
 
     def __call__(self, value: Any) -> Any:
-        if not isinstance(value, str):
-            return value
-        for lang in dict.fromkeys((words(self.page).lang, DEFAULT_LANG)):
-            for source in (self.page, "app"):
-                table = words(source, lang).get("charts.labels")
-                if isinstance(table, dict) and value in table:
-                    return table[value]
-        return value
+        return _label_table(self.page, words(self.page).lang).get(value, value) if isinstance(value, str) else value
 
     def frame(self, df: pd.DataFrame, *fields: str) -> pd.DataFrame:
-        """df with each field's ids replaced by their labels (a copy)."""
-        return df.assign(**{f: df[f].map(self) for f in fields if f in df})
+        """df with each field's ids replaced by their labels (a copy); each distinct id is looked up once."""
+        return df.assign(**{f: df[f].map({v: self(v) for v in df[f].unique()}) for f in fields if f in df})
 
     def domain(self, ids: Iterable[Any]) -> list[Any]:
         return [self(i) for i in ids]
