@@ -28,12 +28,13 @@ def read_config_without_lock() -> None:
     """Make streamlit.config.get_option read the parsed options without taking the config's process-wide lock.
 
     Streamlit calls get_option for every message a script sends (the forward-message cache asks for its minimum
-    size), and get_option takes one RLock shared by every session. With a class on one server, a thread that holds
-    that lock is often made to hand the GIL over before it releases it, and every other session's script then
-    queues behind it: under 30 students, more than half of the scripts' time was spent waiting there (py-spy), with
-    the processor half idle. Reading an option needs no lock once the options are parsed: the dict is replaced
-    whole when it is parsed again, and a value is one attribute read. Until then, and for an unknown key, the
-    original runs.
+    size), and get_option takes one RLock shared by every session. Under 30 students, more than half of the
+    scripts' samples (py-spy) were waiting on that lock: thirty threads take turns at one GIL, and whichever held
+    the lock while waiting for its turn held up the others. Taking the lock out of that path did not shorten the
+    class's reruns by itself (the gate, ui/gate.py, is what cut the queue), but it removes one place where every
+    session waits for every other. Reading an option needs no lock once the options are parsed: the dict is
+    replaced whole when it is parsed again, and a value is one attribute read. Until then, and for an unknown key,
+    the original runs.
     """
     from streamlit import config
 
