@@ -127,6 +127,13 @@ def number_format(control: Control) -> str:
     return f"%.{decimals(control.step)}f"
 
 
+def shown(control: Control, value: int | float | str | bool) -> str:
+    """The value as its widget shows it: a slider's readout (number_format), an option or a toggle as it is."""
+    if control.kind in ("int", "float", "log10"):
+        return number_format(control) % value
+    return str(value)
+
+
 def parse_link(control: Control, values: list[str]) -> LinkValue:
     """A control's value from the URL's values for its key (several when the key is repeated).
 

@@ -164,6 +164,8 @@ def finish(spec: dict, present: bool = False, description: str | None = None) ->
                 legend = dict(channel.get("legend") or {})
                 legend.update(orient="bottom", direction="vertical", labelLimit=0, titleLimit=0,
                               columns={"expr": f"max(1, floor((width + 40) / {column}))"} if responsive else 1)
+                if channel.get("type") == "quantitative":  # a colour ramp lies along the plot, not 200 px down
+                    legend.update(direction="horizontal", columns=1)
                 channel["legend"] = legend
 
     column = 16 * font["label"]  # px per legend column: a long label beside its symbol, before the next one

@@ -39,6 +39,11 @@ def chart_spec(page: str, name: str, data: pd.DataFrame, view: dict[str, Any], *
     spec = finish(registry(page)[name].chart(data, _Declared(view)).to_dict(validate=False), present=present)
     if present and spec.get("width", "container") == "container":
         spec["height"] = present_height
+        # panels stacked one above the other share the height one chart has on a projector
+        panels = [p for p in spec.get("vconcat", []) if isinstance(p.get("height"), (int, float))]
+        total = sum(p["height"] for p in panels)
+        for panel in panels:
+            panel["height"] = round(present_height * panel["height"] / total)
     # Fit the width, legend included; let the height grow around title and x-axis (Vega's "pad"). Left to
     # Streamlit's fitting, a long y-axis title squeezed the plot to half and pushed the chart title out of view.
     spec.setdefault("autosize", {"type": "fit-x", "contains": "padding"})

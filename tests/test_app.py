@@ -195,4 +195,6 @@ def test_presentation_mode_keeps_charts_and_drops_prose(page):
     for chart in charts(at):
         spec = json.loads(chart.proto.spec)
         assert spec.get("width", "container") != "container" or spec["height"] == PRESENT_HEIGHT
+        # panels stacked in one chart share one chart's height, so the chart fits under its pinned controls
+        assert sum(panel.get("height", 0) for panel in spec.get("vconcat", [])) <= PRESENT_HEIGHT + 1
         assert spec["config"]["axis"]["labelFontSize"] >= 18 and spec["config"]["legend"]["titleFontSize"] >= 18

@@ -79,3 +79,12 @@ def test_a_slider_shows_as_many_digits_as_its_step(step, digits):
 def test_query_values_round_trip():
     assert query_value(True) == "true" and query_value(0.001) == "0.001" and query_value(3) == "3"
     assert float(query_value(0.1 + 0.2)) == 0.1 + 0.2
+
+
+def test_shown_reads_a_value_as_its_widget_does():
+    from core.controls import Control, shown
+
+    assert shown(Control("lr", "float", 0.001, 0.0, 1.0, 0.001), 0.001) == "0.001"
+    assert shown(Control("scale_exp", "log10", -1, -10, 4), -8) == "1e-8"
+    assert shown(Control("steps", "int", 50, 1, 100), 37) == "37"
+    assert shown(Control("optimizer", "select", "adam", options=("adam", "sgd")), "sgd") == "sgd"

@@ -40,6 +40,16 @@ def test_finish_wraps_the_title_to_the_width_moves_legends_below_and_darkens_tex
     assert present["description"] == done["description"]
 
 
+def test_a_colour_ramp_lies_along_the_plot_and_a_category_legend_stacks():
+    df = pd.DataFrame({"x": [0, 1], "y": [0, 1], "share": [0.2, 0.9]})
+    color = alt.Color("share:Q", legend=alt.Legend(orient="right"))
+    ramp = alt.Chart(df).mark_rect().encode(x="x:N", y="y:N", color=color)
+    (unit,) = list(walk_marks(finish(ramp.to_dict())))
+    assert unit["encoding"]["color"]["legend"]["direction"] == "horizontal"
+    (unit,) = list(walk_marks(finish(_chart().to_dict())))
+    assert unit["encoding"]["color"]["legend"]["direction"] == "vertical"
+
+
 def test_the_description_says_what_against_what_the_ranges_and_the_series():
     text = describe(finish(_chart().to_dict()))
     assert text.startswith("A title long enough")

@@ -32,7 +32,7 @@ import streamlit as st
 import content
 from content import words
 from core import figures
-from core.controls import Control, defaults, find
+from core.controls import Control, defaults, find, shown
 from core.export import to_svg
 from core.figures import Figure
 from core.readings import Readout, evidence
@@ -44,8 +44,8 @@ from ui.workers import compute, pool
 __all__ = ["Page", "link_notes", "run", "seed"]
 
 APP = words("app")
-# Chart height in presentation mode: with 18 px text, a chart and the controls that drive it fit one 1024x768 screen.
-PRESENT_HEIGHT = 240
+# Chart height in presentation mode: with 18 px text, a chart fits one 1024x768 screen under its pinned controls.
+PRESENT_HEIGHT = 225
 
 
 def seed() -> int:
@@ -165,6 +165,12 @@ class Page:
         self.section = _section(name)
         self.hidden = False  # inside an experiment an embed leaves out: compute, draw nothing
         self._slots = 0
+        # Presentation mode: the open experiment's block, its pinned controls, and the controls drawn in it
+        self._block: Any = None
+        self._pinned: Any = None
+        self._drawn: set[str] = set()
+        self._noted: set[str] = set()  # controls of earlier experiments whose values the pinned box states
+        self._experiment = ""
         # Every control's value (as drawn, else as the session or the link holds it), plus the seed: the settings a
         # figure reads, the same dict the export builds from a preset.
         self.settings: dict[str, Any] = {**defaults(controls), **{c.key: links.link_value(f"{name}_", c)
@@ -262,17 +268,69 @@ class Page:
         self.hidden = bool(self.section) and key != self.section
         if self.hidden:
             return
+        if self.present:
+            self._open_block(key)
         st.header(self.words[f"experiments.{key}.title"], divider="gray", anchor=key)
         intro = self.words.get(f"experiments.{key}.intro")
         if intro and not self.present:
             st.markdown(intro)
 
+    def _open_block(self, key: str) -> None:
+        """Presentation mode: the experiment's header, controls and charts in one block, in which its controls stay
+        pinned under the top of the screen while its charts scroll by, so each chart is seen with the controls that
+        drive it. An experiment whose charts read only controls drawn in the open block stays in that block, under
+        those controls (the balance of two losses, driven by the conflict experiment's controls, say)."""
+        reads = {k for f in self.figures.values() if f.experiment == key for k in (*f.inputs, *f.chart_inputs)}
+        reads.discard("seed")
+        if self._block is not None and reads and reads <= self._drawn:
+            return
+        self._close_block()
+        self._block = st.container(key=f"gl_block_{self.name}_{key}")
+        self._block.__enter__()
+        self._pinned, self._drawn, self._noted = None, set(), set()
+        self._experiment = key
+
+    def _close_block(self) -> None:
+        if self._block is not None:
+            self._block.__exit__(None, None, None)
+            self._block = self._pinned = None
+
+    def _controls_place(self) -> Any:
+        """Where a control is drawn: in presentation mode, the open experiment's pinned box (ui/theme.py)."""
+        if self._block is None:
+            return contextlib.nullcontext()
+        if self._pinned is None:
+            self._pinned = st.container(key=f"gl_pinned_{self.name}_{self._experiment}")
+        return self._pinned
+
+    def _pin_set_above(self, figure: Figure) -> None:
+        """Presentation mode: the values of the controls a chart reads that an earlier experiment draws, pinned with
+        this experiment's own (as plain text), so the room sees every setting that drives the chart in view."""
+        if self._block is None:
+            return
+        table = {c.key for c in self.table}
+        keys = [k for k in (*figure.inputs, *figure.chart_inputs) if k in table and k not in self._drawn | self._noted]
+        if not keys:
+            return
+        self._noted.update(keys)
+        values = " · ".join(f"{self.words[f'controls.{k}.label']} = {shown(find(self.table, k), self.settings[k])}"
+                            for k in keys)
+        with self._controls_place():
+            st.html(f'<p class="gl-set-above">{html.escape(APP["present.set_above"].format(values=values))}</p>')
+
     def control(self, key: str) -> Any:
+        if self.hidden:
+            return self._control(key)
+        with self._controls_place():
+            return self._control(key)
+
+    def _control(self, key: str) -> Any:
         control = find(self.table, key)
         if self.hidden:  # an embed's other experiments: the value still feeds what follows, no widget drawn
             self.settings[key] = links.link_value(f"{self.name}_", control)
         else:
             self.settings[key] = render(self.name, control, self.words)
+            self._drawn.add(key)
         return self.settings[key]
 
     def controls(self, *keys: str) -> tuple[Any, ...]:
@@ -280,9 +338,10 @@ class Page:
         if self.hidden:
             return tuple(self.control(key) for key in keys)
         values = []
-        for column, key in zip(st.columns(len(keys)), keys):
-            with column:
-                values.append(self.control(key))
+        with self._controls_place():
+            for column, key in zip(st.columns(len(keys)), keys):
+                with column:
+                    values.append(self._control(key))
         return tuple(values)
 
     def run(self, fn: Callable, *args: Any, **kwargs: Any) -> Any:
@@ -298,6 +357,7 @@ class Page:
         data = run(figure.data, **figure.arguments(self.settings))
         if self.hidden:
             return data
+        self._pin_set_above(figure)
         view = dict(figure.view(self.settings))
         spec = figure_spec(self.name, name, view, self.present)
         st.vega_lite_chart(spec=spec, width="stretch" if spec.get("width", "container") == "container" else "content",
@@ -382,6 +442,7 @@ class Page:
     # 5. Misconceptions
     def misconceptions(self) -> None:
         """Each wrong claim beside the live evidence that READINGS["misconceptions"] fills in core."""
+        self._close_block()
         if self.present or self.section:
             return
         reader = self.readers.get("misconceptions")
@@ -394,6 +455,7 @@ class Page:
 
     # 6. Show the code
     def show_code(self, *functions: Callable) -> None:
+        self._close_block()
         if self.present or self.section:
             return
         st.header(APP["code.title"], divider="gray", anchor="code")
@@ -404,6 +466,7 @@ class Page:
 
     # 7. Takeaways and references
     def takeaways(self) -> None:
+        self._close_block()
         if self.present or self.section:
             return
         st.header(APP["takeaways.title"], divider="gray", anchor="takeaways")

@@ -76,6 +76,13 @@ PRESENT_CSS = """
 [data-testid="stVerticalBlock"] { gap: 0.5rem; }
 [class*="_nonfinite_"] { min-height: 2.75rem; }
 [data-testid="stMain"] hr { margin: 0.25rem 0; }
+/* an experiment's controls stay under the top bar while its charts scroll by (ui.Page._open_block) */
+[data-testid="stLayoutWrapper"]:has(> [class*="st-key-gl_pinned_"]) {
+  position: sticky; top: 3.75rem; z-index: 5; background: #fff; padding-bottom: 0.25rem;
+  box-shadow: 0 6px 6px -6px rgba(31, 35, 40, 0.35);
+}
+[class*="st-key-gl_pinned_"], [class*="st-key-gl_pinned_"] [data-testid="stVerticalBlock"] { gap: 0.25rem; }
+.gl-set-above { margin: 0; font-size: 1.05rem; color: #1f2328; }
 """
 
 
