@@ -221,14 +221,16 @@ def confusion_chart(cells: pd.DataFrame) -> alt.LayerChart:
     share = W["charts.confusion.share"]
     base = alt.Chart(data).encode(
         x=alt.X("column:N", sort=columns, title=W["charts.confusion.x"],
-                axis=alt.Axis(labelAngle=-30, labelLimit=220)),
+                # each column's model over its predicted class, turned upright: no label is hidden or cut at any width
+                axis=alt.Axis(labelAngle=-90, labelAlign="right", labelBaseline="middle", labelLimit=0,
+                              labelOverlap=False, labelExpr="split(datum.label, '\\n')")),
         y=alt.Y("true:N", sort=L.domain(order), title=W["charts.confusion.y"]),
         tooltip=[field_tip("model:N"), field_tip("true:N"), field_tip("predicted:N"), field_tip("count:Q", "tally"),
                  alt.Tooltip("row_share:Q", format=".1%", title=share)])
     rect = base.mark_rect(stroke="white", strokeWidth=1).encode(
         color=alt.Color("row_share:Q", scale=alt.Scale(scheme="blues", domain=[0, 1]), title=share,
                         legend=alt.Legend(format="%", orient="right")))
-    label = base.mark_text(fontSize=14).encode(
+    label = base.mark_text().encode(  # the mode's text size: 18 px on a projector
         text="count:Q", color=alt.condition("datum.row_share > 0.6", alt.value("white"), alt.value("black")))
     return (rect + label).properties(title=W["charts.confusion.title"], width=WIDTH, height=HEIGHT)
 
