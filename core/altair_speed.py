@@ -1,4 +1,6 @@
-"""One Altair converter for the whole process, instead of one per encoding channel.
+"""Altair, faster where it repeats itself, with the same specs: what a worker spends building charts for a class.
+
+One converter for the whole process, instead of one per encoding channel.
 
 `SchemaBase.from_dict` (altair 6) builds a new `_FromDict` converter on every call, and building one hashes the
 JSON schema of each of Altair's ~600 wrapper classes (a json.dumps each). `encode()` calls it for every channel
@@ -8,6 +10,17 @@ given as a string or a dict ("x:Q", a tooltip list), so a chart of five layers w
 The classes never change once Altair is imported, so the converter is made once (lazily, under a lock) and
 reused. Everything else `from_dict` does is left as it is: its validation, and the conversion itself. A test
 builds every figure's spec with and without this and requires the two to be equal.
+
+A deep copy that does not run each object's __init__ again. Altair copies a chart whenever it is layered or given
+properties, and its `_deep_copy` looked up `__deepcopy__` through each object's `__getattr__` (an exception each
+time), entered a context manager and re-ran `__init__` with every Undefined keyword for every schema object it met:
+some 30% of the time spent building a chart. Here the copy holds the same arguments, copied the same way.
+
+Validation while a chart is built, in worker processes only (`unchecked`). Altair checks each schema object
+against the JSON schema when it is made and each property when it is set; the workers build specs that are never
+validated as a whole either (core.worker.chart_spec: `validate=False`), because the tests and the export validate
+every figure's spec at every preset. A worker runs one job at a time, so the switch is that process's alone; the
+server's own process, AppTest and the export keep Altair's checks.
 """
 
 from __future__ import annotations
@@ -16,8 +29,11 @@ import threading
 from typing import Any
 
 from altair.utils import schemapi
+from altair.utils.schemapi import SchemaBase, Undefined
 
 _original = schemapi.SchemaBase.from_dict.__func__
+_original_deep_copy = schemapi._deep_copy
+_original_validate_property = schemapi.SchemaBase.validate_property.__func__
 _converters: dict[type, Any] = {}
 _lock = threading.Lock()
 
@@ -41,15 +57,50 @@ def from_dict(cls, dct: dict[str, Any], validate: bool = True):
     return _converter(cls).from_dict(dct, cls)
 
 
+def _deep_copy(obj: Any, by_ref: set[str]) -> Any:
+    """schemapi._deep_copy's result (keys in by_ref kept by reference), without re-running __init__."""
+    if isinstance(obj, SchemaBase):
+        if getattr(type(obj), "__deepcopy__", None) is not None:  # a class's own deep copy, as Altair calls it
+            return obj.__deepcopy__(obj)
+        new = object.__new__(type(obj))
+        object.__setattr__(new, "_args", tuple(_deep_copy(arg, by_ref) for arg in obj._args))
+        object.__setattr__(new, "_kwds", {k: v if k in by_ref or v is Undefined else _deep_copy(v, by_ref)
+                                          for k, v in obj._kwds.items()})
+        return new
+    if isinstance(obj, list):
+        return [_deep_copy(v, by_ref) for v in obj]
+    if isinstance(obj, dict):
+        return {k: v if k in by_ref else _deep_copy(v, by_ref) for k, v in obj.items()}
+    return obj
+
+
 def install() -> None:
-    """Replace SchemaBase.from_dict (idempotent)."""
+    """Replace SchemaBase.from_dict and the deep copy (idempotent)."""
     if schemapi.SchemaBase.from_dict.__func__ is not from_dict:
         schemapi.SchemaBase.from_dict = classmethod(from_dict)
+    schemapi._deep_copy = _deep_copy
 
 
 def uninstall() -> None:
-    """Put Altair's own from_dict back (the test compares the two)."""
+    """Put Altair's own from_dict and deep copy back (the test compares the two)."""
     schemapi.SchemaBase.from_dict = classmethod(_original)
+    schemapi._deep_copy = _original_deep_copy
+
+
+def _no_check(cls, name: str, value: Any, schema: dict[str, Any] | None = None) -> None:
+    return None
+
+
+def unchecked() -> None:
+    """In a worker process: no JSON-schema check of each object as it is made, nor of each property as it is set."""
+    schemapi.DEBUG_MODE = False
+    schemapi.SchemaBase.validate_property = classmethod(_no_check)
+
+
+def checked() -> None:
+    """Altair's own checks again (the tests compare specs built both ways)."""
+    schemapi.DEBUG_MODE = True
+    schemapi.SchemaBase.validate_property = classmethod(_original_validate_property)
 
 
 install()

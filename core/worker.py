@@ -13,6 +13,7 @@ from typing import Any
 import pandas as pd
 
 import content
+from core import altair_speed
 from core.figures import _Declared, finish, registry
 from core.registry import PAGES
 
@@ -24,6 +25,11 @@ for _info in PAGES:
 # imported objects would write to each of them, and each worker would end up with a private copy of it all.
 gc.collect()
 gc.freeze()
+
+
+def start() -> None:
+    """Run once in each worker process as it starts (ui.workers): Altair without its per-object schema checks."""
+    altair_speed.unchecked()
 
 
 def chart_spec(page: str, name: str, data: pd.DataFrame, view: dict[str, Any], *, present: bool = False,

@@ -1,6 +1,7 @@
 """What lets one server carry a class: each piece checked against what it replaces.
 
-- core.altair_speed: every figure's spec, built with the one shared converter, equals Altair's own.
+- core.altair_speed: every figure's spec, built with the one shared converter and the faster deep copy, and as a
+  worker builds it (without Altair's per-object checks), equals Altair's own.
 - ui.gate: at most PLACES scripts draw at once; a script that waits for a computation gives its place up.
 - ui.cache.readout: a readout kept by the settings its reader read equals the reader called directly, at every
   setting of every page (Hypothesis), and moving a control the reader does not read is a hit.
@@ -15,7 +16,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from core import altair_speed, export
+from core import altair_speed, export, worker
 from core.figures import registry, spec
 from core.readings import direct
 from core.registry import PAGES
@@ -35,6 +36,47 @@ def test_a_spec_built_with_the_shared_converter_equals_altairs_own(page, name):
         altair_speed.install()
     _, ours = spec(page, name, settings_)
     assert ours == theirs
+
+
+@pytest.mark.parametrize(("page", "name"), FIGURES)
+def test_a_spec_built_as_a_worker_builds_it_equals_altairs_own(page, name):
+    figure = registry(page)[name]
+    settings_ = export.settings_for(page, None)
+    data, view = figure.data(**figure.arguments(settings_)), dict(figure.view(settings_))
+    altair_speed.uninstall()
+    try:
+        theirs = [worker.chart_spec(page, name, data, view, present=present) for present in (False, True)]
+    finally:
+        altair_speed.install()
+    altair_speed.unchecked()
+    try:
+        ours = [worker.chart_spec(page, name, data, view, present=present) for present in (False, True)]
+    finally:
+        altair_speed.checked()
+    assert ours == theirs
+
+
+def test_the_fast_deep_copy_shares_and_copies_what_altairs_does():
+    import altair as alt
+    from altair.utils.schemapi import SchemaBase
+
+    line = alt.Chart().mark_line().encode(x=alt.X("a:Q", axis=alt.Axis(title="a")), y="b:Q", tooltip=["a:Q"])
+    chart = (line + line.mark_point()).properties(title="t", width=100)
+
+    def nodes(obj):  # every SchemaBase, list and dict inside obj, in a fixed order
+        yield obj
+        inner = [*obj._args, *obj._kwds.values()] if isinstance(obj, SchemaBase) else (
+            obj if isinstance(obj, list) else list(obj.values()) if isinstance(obj, dict) else [])
+        for child in inner:
+            if isinstance(child, SchemaBase | list | dict):
+                yield from nodes(child)
+
+    for by_ref in (set(), {"data"}):
+        ours, theirs = altair_speed._deep_copy(chart, by_ref), altair_speed._original_deep_copy(chart, by_ref)
+        assert ours.to_dict() == theirs.to_dict() == chart.to_dict()
+        pairs = list(zip(nodes(chart), nodes(ours), nodes(theirs), strict=True))
+        assert [type(o) for _, o, _ in pairs] == [type(t) for _, _, t in pairs]
+        assert [o is c for c, o, _ in pairs] == [t is c for c, _, t in pairs]  # new objects exactly where Altair's
 
 
 def test_the_converter_is_made_once_and_shared():

@@ -36,6 +36,11 @@ def test_the_worker_is_another_process(pool):
     assert pool.call(workers_jobs.pid) != os.getpid()
 
 
+def test_a_worker_builds_charts_without_altairs_per_object_checks_and_the_server_keeps_them(pool):
+    assert pool.call(workers_jobs.altair_checks) is False  # core.worker.start, run as the worker started
+    assert workers_jobs.altair_checks() is True
+
+
 def test_an_exception_in_a_job_reaches_the_caller_and_the_worker_lives_on(pool):
     before = pool.call(workers_jobs.pid)
     with pytest.raises(ValueError, match="bad settings"):

@@ -17,3 +17,10 @@ def fail(message: str) -> None:
 
 def pid() -> int:
     return os.getpid()
+
+
+def altair_checks() -> bool:
+    """Whether Altair checks each schema object as it is made, in this process."""
+    from altair.utils import schemapi
+
+    return schemapi.DEBUG_MODE

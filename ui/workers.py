@@ -95,6 +95,14 @@ class _Popen(popen_forkserver.Popen):
         self.pid = forkserver.read_signed(self.sentinel)
 
 
+def _start() -> Callable[[], None]:
+    """What a worker runs once as it starts, before its first job: core.worker.start, sent by reference (the worker
+    has core.worker from the fork server; a function of this module would make it import Streamlit)."""
+    from core import worker
+
+    return worker.start
+
+
 class _Process(context.ForkServerProcess):
     @staticmethod
     def _Popen(process_obj):
@@ -160,7 +168,7 @@ class Pool:
                 # read by the fork server's C library when it starts, so by every worker forked from it: fewer
                 # malloc arenas, less memory held in free lists between jobs
                 os.environ.setdefault("MALLOC_ARENA_MAX", "2")
-                self._executor = ProcessPoolExecutor(self.workers, mp_context=self._context())
+                self._executor = ProcessPoolExecutor(self.workers, mp_context=self._context(), initializer=_start())
             return self._executor
 
     @staticmethod
@@ -198,7 +206,7 @@ class Pool:
         except BrokenProcessPool:
             _LOG.warning("a worker process died while %s ran or waited", getattr(fn, "__qualname__", fn))
             self._replace(executor)
-        alone = ProcessPoolExecutor(1, mp_context=self._context())
+        alone = ProcessPoolExecutor(1, mp_context=self._context(), initializer=_start())
         try:
             return alone.submit(fn, *args, **kwargs).result(timeout=TIMEOUT)
         except BrokenProcessPool:
