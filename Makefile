@@ -37,9 +37,10 @@ lint: $(VENV)/.installed-dev
 bench: $(VENV)/.installed-dev
 	$(BIN)/python -m bench.run --out docs/performance.md
 
-# A class of simulated students against a fresh server, beside one student alone: the section "A class on one
-# link" of docs/performance.md. Options after ARGS=, e.g. make bench-class ARGS="--students 10,30 --soak 300".
-bench-class: $(VENV)/.installed
+# A class of simulated students against a fresh server, beside one student alone, then one student in Chromium
+# (bench/redraw.py): the section "A class on one link" of docs/performance.md. Options after ARGS=, e.g.
+# make bench-class ARGS="--students 10,30 --soak 300".
+bench-class: $(VENV)/.installed-dev
 	$(BIN)/python -m bench.classroom --out docs/performance.md $(ARGS)
 
 # Every figure of every page, at the defaults and at every preset: PNG, SVG, CSV and JSON (LANG=zh or ru: in

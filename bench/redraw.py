@@ -6,7 +6,8 @@ Starts `streamlit run` on a free loopback port, opens each concept page in Debia
 through Playwright), and for each move focuses a slider, presses an arrow key and times from the key press
 until the app reports its run finished (the stApp element's data-test-script-state goes from "running" back to
 "notRunning") and the browser has painted the next frame. Prints median and max per page and over all;
-`make bench-class` calls it and puts the line beside the class table. A timing, so never a test.
+`make bench-class` runs it after its classes and puts its table and goal in docs/performance.md. A timing, so
+never a test.
 """
 
 from __future__ import annotations

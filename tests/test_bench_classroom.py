@@ -60,6 +60,13 @@ def test_goals_judge_the_class_of_30_and_the_lone_student():
     assert met["all processes ≤ 1 GB (peak PSS)"] is False
 
 
+def test_the_browser_redraw_goal_is_judged_when_measured_and_said_when_not():
+    one = [summary("one student", 1)]
+    redraw = lambda items: next(g for g in items if "real browser" in g.text)  # noqa: E731
+    assert redraw(cr.goals(one, 0.25)).met is True and redraw(cr.goals(one, 0.31)).met is False
+    assert redraw(cr.goals(one)).met is None and redraw(cr.goals(one)).measured == "–"
+
+
 def test_goals_without_a_class_of_30_are_not_measured_and_errors_anywhere_fail():
     items = cr.goals([summary("one student", 1, dropped=1), summary("class", 5)])
     met = {g.text: g for g in items}
