@@ -58,7 +58,7 @@ CSS = f"""
 /* the table of contents */
 .gl-toc {{ font-size: 0.95rem; }}
 .gl-toc-label {{ font-weight: 600; margin: 0 0 0.25rem 0; color: {INK}; }}
-.gl-toc ol {{ margin: 0; padding-left: 1.4rem; columns: 2 16rem; }}
+.gl-toc ol {{ margin: 0; padding-left: 0; list-style: none; columns: 2 16rem; }}  /* the titles carry their numbers */
 .gl-toc li {{ margin: 0.1rem 0; break-inside: avoid; }}
 /* focus is visible on every control */
 :focus-visible, [data-testid="stSlider"] div:has(> div > input[type="range"]:focus-visible) {{
