@@ -240,6 +240,19 @@ def test_every_page_reads_in_chinese_and_russian(server, page, info, lang, width
     shoot(page, f"{info.name}_{lang}_{width}", width=w)
 
 
+def test_the_chosen_language_stays_in_the_address_from_page_to_page(server, page):
+    """A reader on ?lang=ru who follows the sidebar to another page reads it in Russian, and its address says so, so
+    a link copied there speaks Russian too."""
+    page.goto(f"{server}/loss_scaling?lang=ru")
+    settle(page, EXPECTED_CHARTS["loss_scaling"])
+    title = words("reduction", "ru")["title"]
+    page.locator('[data-testid="stSidebarNav"] a').filter(has_text=title).click()
+    page.wait_for_url("**/reduction**", timeout=LOAD_TIMEOUT_MS)
+    settle(page, EXPECTED_CHARTS["reduction"])
+    assert page.locator('[data-testid="stMain"] h1').first.inner_text().strip() == title
+    page.wait_for_function("new URL(location.href).searchParams.get('lang') === 'ru'", timeout=LOAD_TIMEOUT_MS)
+
+
 def test_deep_link_lands_on_its_state(server, page):
     page.goto(f"{server}/loss_scaling?loss_scaling_scale_exp=-9&loss_scaling_lr=0.5")
     settle(page, EXPECTED_CHARTS["loss_scaling"])
