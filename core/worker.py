@@ -13,7 +13,7 @@ from typing import Any
 import pandas as pd
 
 import content
-from core import altair_speed
+from core import altair_speed, heap
 from core.figures import _Declared, finish, registry
 from core.registry import PAGES
 
@@ -28,8 +28,10 @@ gc.freeze()
 
 
 def start() -> None:
-    """Run once in each worker process as it starts (ui.workers): Altair without its per-object schema checks."""
+    """Run once in each worker process as it starts (ui.workers): Altair without its per-object schema checks, and
+    the memory a job freed given back to the system (core.heap)."""
     altair_speed.unchecked()
+    heap.keep_trimmed()
 
 
 def chart_spec(page: str, name: str, data: pd.DataFrame, view: dict[str, Any], *, present: bool = False,

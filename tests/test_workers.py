@@ -41,6 +41,26 @@ def test_a_worker_builds_charts_without_altairs_per_object_checks_and_the_server
     assert workers_jobs.altair_checks() is True
 
 
+def test_a_worker_gives_freed_memory_back_and_starts_with_what_the_fork_server_computed():
+    fresh = workers.Pool(1)
+    try:
+        # the first job of a new worker: torch's lazily imported modules (its first optimizer step imports mpmath)
+        # are there already, made once in the fork server (core.worker_preload) and shared with every worker
+        assert fresh.call(workers_jobs.imported, "mpmath") is True
+        assert fresh.call(workers_jobs.trimming) is True
+    finally:
+        fresh.shutdown()
+    assert workers_jobs.imported("core.worker_preload") is False  # the server never pays for the priming
+
+
+def test_heap_trimming_runs_one_thread_per_process():
+    from core import heap
+
+    assert heap.trim() is True  # glibc: malloc_trim exists
+    assert heap.keep_trimmed(60) and heap.keep_trimmed(60)
+    assert sum(t.name == "gradient-lab-heap-trim" for t in threading.enumerate()) == 1
+
+
 def test_an_exception_in_a_job_reaches_the_caller_and_the_worker_lives_on(pool):
     before = pool.call(workers_jobs.pid)
     with pytest.raises(ValueError, match="bad settings"):

@@ -24,3 +24,16 @@ def altair_checks() -> bool:
     from altair.utils import schemapi
 
     return schemapi.DEBUG_MODE
+
+
+def trimming() -> bool:
+    """Whether this process's heap-trimming thread (core.heap.keep_trimmed) runs."""
+    import threading
+
+    return any(t.name == "gradient-lab-heap-trim" and t.is_alive() for t in threading.enumerate())
+
+
+def imported(module: str) -> bool:
+    import sys
+
+    return module in sys.modules

@@ -14,7 +14,7 @@ from typing import Any
 import streamlit as st
 
 from content import words
-from core import figures
+from core import figures, heap
 from core.export import settings_for
 from core.registry import PAGES
 
@@ -66,6 +66,7 @@ def start() -> None:
     # collection Streamlit forces after every run: runner.postScriptGC.)
     gc.collect()
     gc.freeze()
+    heap.keep_trimmed()  # what the sessions' reruns freed goes back to the system, not to malloc's free lists
     if os.environ.get("GRADIENT_LAB_WARM", "1") != "0":  # the tests turn it off: they time nothing, clear caches
         threading.Thread(target=warm, name="gradient-lab-warm", daemon=True).start()
 

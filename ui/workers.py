@@ -32,7 +32,7 @@ from typing import Any
 
 _LOG = logging.getLogger(__name__)
 TIMEOUT = 120.0  # seconds a session waits for one job before it gets a note instead
-PRELOAD = ["core.worker"]  # what the fork server imports once, for every worker it forks
+PRELOAD = ["core.worker_preload"]  # what the fork server imports and computes once, for every worker it forks
 
 
 class WorkerFailed(RuntimeError):
