@@ -16,6 +16,13 @@ properties, and its `_deep_copy` looked up `__deepcopy__` through each object's 
 time), entered a context manager and re-ran `__init__` with every Undefined keyword for every schema object it met:
 some 30% of the time spent building a chart. Here the copy holds the same arguments, copied the same way.
 
+A DataFrame's rows as Altair writes them into a spec (`to_values`), made column by column from NumPy instead of
+through `sanitize_pandas_dataframe`, which copied the frame and ran several pandas operations per column: a third
+of the time spent building a chart, for frames of a few rows as much as for large ones. Columns of the plain
+kinds (floats, integers, booleans, strings, categories of strings) give the same Python values Altair's path
+gives (floats as floats with NaN and infinities as None, integers as ints); a frame with any other column goes
+to Altair's own. A test compares both on every figure and on frames of every kind.
+
 Validation while a chart is built, in worker processes only (`unchecked`). Altair checks each schema object
 against the JSON schema when it is made and each property when it is set; the workers build specs that are never
 validated as a whole either (core.worker.chart_spec: `validate=False`), because the tests and the export validate
@@ -25,15 +32,21 @@ server's own process, AppTest and the export keep Altair's checks.
 
 from __future__ import annotations
 
+import math
 import threading
 from typing import Any
 
+import narwhals.stable.v1 as nw
+import numpy as np
+import pandas as pd
 from altair.utils import schemapi
 from altair.utils.schemapi import SchemaBase, Undefined
+from altair.vegalite import data as vegalite_data
 
 _original = schemapi.SchemaBase.from_dict.__func__
 _original_deep_copy = schemapi._deep_copy
 _original_validate_property = schemapi.SchemaBase.validate_property.__func__
+_original_to_values = vegalite_data.to_values
 _converters: dict[type, Any] = {}
 _lock = threading.Lock()
 
@@ -74,17 +87,56 @@ def _deep_copy(obj: Any, by_ref: set[str]) -> Any:
     return obj
 
 
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def _column(series: pd.Series) -> list | None:
+    """The column's values as Altair's sanitizer leaves them, or None for a kind it treats otherwise."""
+    dtype = series.dtype
+    if isinstance(dtype, np.dtype) and dtype.kind == "f":
+        values = series.to_numpy()
+        finite = np.isfinite(values)
+        out = values.tolist()
+        return out if finite.all() else [v if ok else None for v, ok in zip(out, finite.tolist(), strict=True)]
+    if isinstance(dtype, np.dtype) and dtype.kind in "iub":
+        return series.to_numpy().tolist()
+    if (isinstance(dtype, np.dtype) and dtype.kind == "O") or str(dtype) in ("str", "string", "category"):
+        # Altair's own steps for text (its NaN-or-None outcome depends on pandas' `where`, so it is kept)
+        text = series.astype(object)
+        if not all(isinstance(v, str) or _missing(v) for v in text.tolist()):
+            return None
+        return text.where(text.notnull(), None).tolist()
+    return None
+
+
+def to_values(data: Any) -> dict[str, Any]:
+    """altair's to_values: the same rows, made faster for a pandas DataFrame of plain columns."""
+    frame = nw.to_native(data, pass_through=True)  # Altair hands the frame over wrapped by narwhals
+    if type(frame) is pd.DataFrame and not isinstance(frame.columns, pd.MultiIndex | pd.RangeIndex) \
+            and not isinstance(frame.index, pd.MultiIndex) and all(isinstance(c, str) for c in frame.columns) \
+            and frame.columns.is_unique:
+        columns = [_column(frame[name]) for name in frame.columns]
+        if all(column is not None for column in columns):
+            names = list(frame.columns)
+            return {"values": [dict(zip(names, row, strict=True)) for row in zip(*columns, strict=True)]
+                    if names else [{} for _ in range(len(frame))]}
+    return _original_to_values(data)
+
+
 def install() -> None:
-    """Replace SchemaBase.from_dict and the deep copy (idempotent)."""
+    """Replace SchemaBase.from_dict, the deep copy and the rows of a DataFrame (idempotent)."""
     if schemapi.SchemaBase.from_dict.__func__ is not from_dict:
         schemapi.SchemaBase.from_dict = classmethod(from_dict)
     schemapi._deep_copy = _deep_copy
+    vegalite_data.to_values = to_values
 
 
 def uninstall() -> None:
-    """Put Altair's own from_dict and deep copy back (the test compares the two)."""
+    """Put Altair's own from_dict, deep copy and rows back (the test compares the two)."""
     schemapi.SchemaBase.from_dict = classmethod(_original)
     schemapi._deep_copy = _original_deep_copy
+    vegalite_data.to_values = _original_to_values
 
 
 def _no_check(cls, name: str, value: Any, schema: dict[str, Any] | None = None) -> None:
