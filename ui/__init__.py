@@ -156,6 +156,7 @@ class Page:
     def __init__(self, name: str, controls: tuple[Control, ...] = (), figures: dict[str, Figure] | None = None):
         ensure_app_shell()
         self.name, self.table, self.words, self.figures = name, controls, words(name), figures or {}
+        self._keys = frozenset(c.key for c in controls)
         module = importlib.import_module(f"core.{name}")
         self.presets: dict[str, dict] = getattr(module, "PRESETS", {})
         self.readers: dict[str, Callable[..., Readout]] = getattr(module, "READINGS", {})
@@ -308,8 +309,8 @@ class Page:
         this experiment's own (as plain text), so the room sees every setting that drives the chart in view."""
         if self._block is None:
             return
-        table = {c.key for c in self.table}
-        keys = [k for k in (*figure.inputs, *figure.chart_inputs) if k in table and k not in self._drawn | self._noted]
+        keys = [k for k in (*figure.inputs, *figure.chart_inputs)
+                if k in self._keys and k not in self._drawn and k not in self._noted]
         if not keys:
             return
         self._noted.update(keys)
