@@ -13,6 +13,8 @@ in core/accumulation_readings.py.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pandas as pd
 import torch
@@ -103,14 +105,14 @@ def token_problem(spread: int = DEFAULT_SPREAD, batch_size: int = BATCH_SIZE, se
 def token_losses(model: nn.Module, tokens: torch.Tensor, targets: torch.Tensor):
     """(mean, sum) of the token cross-entropy over the real tokens of (tokens, targets); PAD positions are ignored."""
     logits = model(tokens).flatten(0, 1)  # (B*T, V)
-    mean = nn.CrossEntropyLoss(ignore_index=PAD)(logits, targets.flatten())  # divided by this batch's real tokens
-    return mean, nn.CrossEntropyLoss(ignore_index=PAD, reduction="sum")(logits, targets.flatten())
+    mean = nn.functional.cross_entropy(logits, targets.flatten(), ignore_index=PAD)  # over this batch's real tokens
+    return mean, nn.functional.cross_entropy(logits, targets.flatten(), ignore_index=PAD, reduction="sum")
 
 
 def example_losses(model: nn.Module, x: torch.Tensor, y: torch.Tensor):
     """(mean, sum) of the squared error over the examples of (x, y)."""
     out = model(x)  # (B, 1)
-    return nn.MSELoss()(out, y), nn.MSELoss(reduction="sum")(out, y)
+    return nn.functional.mse_loss(out, y), nn.functional.mse_loss(out, y, reduction="sum")
 
 
 def accumulate(model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor, losses, micro_batches: int,
@@ -167,12 +169,28 @@ def accumulation_error(micro_batches: int, normalization: str, *, variable_lengt
 def error_sweep(*, batch_size: int = BATCH_SIZE, seed: int = 0) -> pd.DataFrame:
     """The relative gradient error for every k from 1 to batch_size and every normalization.
 
-    Columns: micro_batches, normalization, error, even (whether k divides the batch).
+    Columns: micro_batches, normalization, error, even (whether k divides the batch). Each entry is
+    accumulation_error(k, normalization): the model, the batch and the full-batch gradient are the same for every
+    entry, so they are made once and each accumulation starts from zeroed gradients on that model.
     """
-    return pd.DataFrame([
-        {"micro_batches": k, "normalization": n, "error": accumulation_error(k, n, batch_size=batch_size, seed=seed),
-         "even": batch_size % k == 0}
-        for n in NORMALIZATIONS for k in range(1, batch_size + 1)])
+    model, x, y = reference_problem(batch_size, seed)
+    example_losses(model, x, y)[0].backward()  # one backward on the whole batch: the mean over every example
+    full = flat_grad(model).clone()
+    rows = []
+    for n in NORMALIZATIONS:
+        for k in range(1, batch_size + 1):
+            model.zero_grad()
+            acc = accumulate(model, x, y, example_losses, k, n, len(x))
+            rows.append({"micro_batches": k, "normalization": n, "error": ((acc - full).norm() / full.norm()).item(),
+                         "even": batch_size % k == 0})
+    return pd.DataFrame(rows)
+
+
+@functools.lru_cache(maxsize=4)
+def spread_targets(batch_size: int = BATCH_SIZE, seed: int = 0) -> tuple[torch.Tensor, ...]:
+    """token_problem's targets (B, T) at every spread, 0 to MEAN_LENGTH - 1: the same for every k, so token_sweep
+    draws them once per batch size and seed. Shared: never changed in place."""
+    return tuple(token_problem(spread, batch_size, seed)[2] for spread in range(MEAN_LENGTH))
 
 
 def token_sweep(micro_batches: int, *, batch_size: int = BATCH_SIZE, seed: int = 0) -> pd.DataFrame:
@@ -181,18 +199,48 @@ def token_sweep(micro_batches: int, *, batch_size: int = BATCH_SIZE, seed: int =
     Columns: spread, normalization (the bug, divide_by_steps, and its fix, global_count), error, min_tokens,
     max_tokens (real tokens in the smallest and largest micro-batch), tokens (in the whole batch). "none" is about
     k - 1 off at every spread.
+
+    token_problem draws the same model and the same tokens at every spread; only where PAD starts differs. So each
+    (micro-)batch's log-probabilities are computed once and every spread's losses are taken from them: the
+    operations of token_losses on the same numbers. Each loss's gradient comes from its own backward pass and is
+    added up micro-batch by micro-batch, as accumulate's backward() calls add into .grad.
     """
+    spreads = range(MEAN_LENGTH)
+    model, tokens, _ = token_problem(0, batch_size, seed)
+    targets = spread_targets(batch_size, seed)
+    params = list(model.parameters())
+    counts = [[int((t != PAD).sum()) for t in target.tensor_split(micro_batches)] for target in targets]
+
+    def log_probs(inputs: torch.Tensor) -> torch.Tensor:  # what cross_entropy takes the loss of
+        return nn.functional.log_softmax(model(inputs).flatten(0, 1), 1)  # (B*T, V)
+
+    def gradient(loss: torch.Tensor) -> list[torch.Tensor]:
+        return list(torch.autograd.grad(loss, params, retain_graph=True))
+
+    whole = log_probs(tokens)  # the full batch: the mean over all its real tokens
+    full = [torch.cat([g.flatten() for g in gradient(nn.functional.nll_loss(whole, t.flatten(), ignore_index=PAD))])
+            for t in targets]
+    sums: dict[tuple[int, str], list[torch.Tensor]] = {}  # (spread, normalization) -> what .grad would hold
+    for inputs, *parts in zip(tokens.tensor_split(micro_batches), *(t.tensor_split(micro_batches) for t in targets)):
+        logp = log_probs(inputs)
+        for spread, part in zip(spreads, parts):
+            mean = nn.functional.nll_loss(logp, part.flatten(), ignore_index=PAD)
+            summed = nn.functional.nll_loss(logp, part.flatten(), ignore_index=PAD, reduction="sum")
+            for n in NORMALIZATIONS[1:]:
+                grads = gradient(micro_loss(mean, summed, n, micro_batches, sum(counts[spread])))
+                if (spread, n) in sums:
+                    for running, g in zip(sums[spread, n], grads):
+                        running += g  # in place, as backward() adds into .grad
+                else:
+                    sums[spread, n] = grads
     rows = []
-    for spread in range(MEAN_LENGTH):
-        model, tokens, targets = token_problem(spread, batch_size, seed)
-        counts = [int((t != PAD).sum()) for t in targets.tensor_split(micro_batches)]
-        token_losses(model, tokens, targets)[0].backward()  # the full batch: the mean over all its real tokens
-        full = flat_grad(model).clone()
+    for spread in spreads:
         for n in NORMALIZATIONS[1:]:
-            model.zero_grad()
-            acc = accumulate(model, tokens, targets, token_losses, micro_batches, n, sum(counts))
-            rows.append({"spread": spread, "normalization": n, "error": ((acc - full).norm() / full.norm()).item(),
-                         "min_tokens": min(counts), "max_tokens": max(counts), "tokens": sum(counts)})
+            acc = torch.cat([g.flatten() for g in sums[spread, n]])
+            rows.append({"spread": spread, "normalization": n,
+                         "error": ((acc - full[spread]).norm() / full[spread].norm()).item(),
+                         "min_tokens": min(counts[spread]), "max_tokens": max(counts[spread]),
+                         "tokens": sum(counts[spread])})
     return pd.DataFrame(rows)
 
 

@@ -205,6 +205,38 @@ def test_lengths_stay_in_range_at_every_spread():
         assert lengths.min() >= max(1, acc.MEAN_LENGTH - spread) and lengths.max() <= acc.MEAN_LENGTH + spread
 
 
+def test_every_spread_draws_the_same_model_and_tokens():
+    model, tokens, _ = acc.token_problem(0)
+    for spread in range(1, acc.MEAN_LENGTH):
+        other, other_tokens, _ = acc.token_problem(spread)
+        assert torch.equal(other_tokens, tokens)
+        assert all(torch.equal(p, q) for p, q in zip(other.parameters(), model.parameters()))
+
+
+@pytest.mark.parametrize("k,seed", [(1, 0), (5, 0), (24, 0), (4, 3)])
+def test_token_sweep_is_one_accumulation_per_spread_exactly(k, seed):
+    sweep = acc.token_sweep(k, seed=seed)
+    for spread in (0, 7, acc.MEAN_LENGTH - 1):
+        model, tokens, targets = acc.token_problem(spread, seed=seed)
+        total = int((targets != acc.PAD).sum())
+        acc.token_losses(model, tokens, targets)[0].backward()
+        full = acc.flat_grad(model).clone()
+        for n in acc.NORMALIZATIONS[1:]:
+            model.zero_grad()
+            g = acc.accumulate(model, tokens, targets, acc.token_losses, k, n, total)
+            row = sweep[(sweep.spread == spread) & (sweep.normalization == n)]
+            assert row.error.item() == ((g - full).norm() / full.norm()).item()  # the same float32 operations
+            assert row.tokens.item() == total
+
+
+@pytest.mark.parametrize("seed", [0, 2])
+def test_error_sweep_is_accumulation_error_exactly(seed):
+    sweep = acc.error_sweep(seed=seed).set_index(["normalization", "micro_batches"]).error
+    for n in acc.NORMALIZATIONS:
+        for k in (1, 4, 5, 17, 24):
+            assert sweep[n, k] == acc.accumulation_error(k, n, seed=seed)
+
+
 def test_bad_arguments_are_value_errors_that_list_the_valid_ones():
     with pytest.raises(ValueError, match="none, divide_by_steps, global_count"):
         acc.accumulation_error(2, "mean")
