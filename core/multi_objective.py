@@ -95,6 +95,77 @@ def seed_example(variant: str, *, steps: int = 200, alpha: float = 1.0, seed: in
     return pd.DataFrame(rows, columns=["step", "loss1", "loss2"])
 
 
+def adam_update(params: torch.Tensor, grad: torch.Tensor, exp_avg: torch.Tensor, exp_avg_sq: torch.Tensor,
+                step: int, *, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8) -> None:
+    """Step `step` (from 1) of torch.optim.Adam on one tensor of parameters, in place.
+
+    The operations of Adam's single-tensor update in the same order, so each element moves bit for bit as
+    under torch.optim.Adam (each element's update reads only that element), without the optimizer's
+    per-step bookkeeping: seed_examples moves every variant's weights, held in one tensor, with one call.
+    """
+    beta1, beta2 = betas
+    exp_avg.lerp_(grad, 1 - beta1)
+    exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+    step_size = lr / (1 - beta1 ** float(step))
+    denom = (exp_avg_sq.sqrt() / (1 - beta2 ** float(step)) ** 0.5).add_(eps)
+    params.addcdiv_(exp_avg, denom, value=-step_size)
+
+
+def seed_examples(variants, *, steps: int = 200, alpha: float = 1.0, seed: int = 0) -> dict[str, pd.DataFrame]:
+    """seed_example for several variants at once, bit for bit: {variant: its frame}.
+
+    Every variant's loop starts from the same weights and never reads another's, so they run side by side:
+    one backward pass through all their graphs, and one Adam update of all their weights, held as views of
+    one flat tensor. Each graph is the one seed_example builds, so every gradient and every step is the same.
+    """
+    variants = tuple(variants)
+    for variant in variants:
+        if variant not in VARIANTS:
+            raise ValueError(f"unknown variant {variant!r}; valid: {', '.join(VARIANTS)}")
+    model, features = seed_setup(seed)
+    shapes = [p.shape for p in model.parameters()]
+    flat = torch.cat([p.detach().reshape(-1) for p in model.parameters()]).repeat(len(variants))  # (V * P,)
+    grad, exp_avg, exp_avg_sq = torch.zeros_like(flat), torch.zeros_like(flat), torch.zeros_like(flat)
+    params, start = [], 0
+    for _ in variants:
+        own = []
+        for shape in shapes:
+            end = start + shape.numel()
+            p = flat[start:end].view(shape).requires_grad_()  # a leaf whose storage is part of flat
+            p.grad = grad[start:end].view(shape)  # backward adds this parameter's gradient here
+            own.append(p)
+            start = end
+        params.append(own)
+    record = []
+    for step in range(steps):
+        grad.zero_()
+        losses, values = [], []
+        for variant, own in zip(variants, params):
+            h = features
+            for i in range(0, len(own), 2):  # the Sequential's Linear layers, with a ReLU between each two
+                h = nn.functional.linear(h if i == 0 else nn.functional.relu(h), own[i], own[i + 1])
+            loss1 = (TARGET - h.sum()) ** 2
+            if variant == "detached":
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", UserWarning)
+                    loss2 = torch.tensor([p.sum() for p in own]).sum()
+                loss = loss1 + loss2
+            else:
+                loss2 = torch.stack([p.sum() for p in own]).sum()
+                loss = {"loss1_only": loss1, "maximize": loss1 - alpha * loss2,
+                        "bounded": loss1 - alpha * torch.tanh(loss2),
+                        "target": loss1 + alpha * (loss2 - LOSS2_TARGET) ** 2}[variant]
+            losses.append(loss)
+            values += [loss1, loss2]
+        torch.autograd.backward(losses)
+        with torch.no_grad():
+            record.append(torch.stack(values))
+            adam_update(flat, grad, exp_avg, exp_avg_sq, step + 1)
+    values = (torch.stack(record) if record else torch.zeros(0, 2 * len(variants))).double().numpy()  # (T, 2V)
+    return {v: pd.DataFrame({"step": np.arange(steps), "loss1": values[:, 2 * k], "loss2": values[:, 2 * k + 1]})
+            for k, v in enumerate(variants)}
+
+
 def loss2_requires_grad(seed: int = 0) -> dict[str, bool]:
     """Whether loss2 can pass a gradient back, for three ways of building it from the per-parameter sums."""
     model, _ = seed_setup(seed)

@@ -38,6 +38,6 @@ page.figure("weights")
 page.readout("balance")
 
 page.misconceptions()
-page.show_code(core.seed_example, core.tanh_push, core.tradeoff_curve, core.train_tradeoff, balance.balance_run,
-               balance.pcgrad, balance.mgda, readings.read_seed)
+page.show_code(core.seed_example, core.seed_examples, core.adam_update, core.tanh_push, core.tradeoff_curve,
+               core.train_tradeoff, balance.balance_run, balance.pcgrad, balance.mgda, readings.read_seed)
 page.takeaways()

@@ -399,3 +399,34 @@ def test_conflict_state_on_hand_made_runs(cos, norm2, loss1, state):
     runs = pd.DataFrame({"method": "fixed", "step": [0, 1], "loss1": [2.0, loss1], "loss2": [2.0, 1.0],
                          "norm1": [1.0, 1.0], "norm2": [3.0, norm2], "cosine": cos, "weight2": 1.0})
     assert balance.balance_summary(runs, 1.0, 1.0)["conflict_state"] == state
+
+
+# --- The fast routes the figures take: the same numbers as the plain loops, bit for bit ------------------------
+
+@pytest.mark.parametrize("alpha", [1e-3, 1.0, 1e3])
+def test_seed_examples_side_by_side_match_seed_example_bit_for_bit(alpha):
+    runs = core.seed_examples(core.VARIANTS, steps=120, alpha=alpha, seed=3)
+    assert list(runs) == list(core.VARIANTS)
+    for variant, run in runs.items():
+        pd.testing.assert_frame_equal(run, core.seed_example(variant, steps=120, alpha=alpha, seed=3), check_exact=True)
+
+
+def test_seed_examples_rejects_unknown_variants():
+    with pytest.raises(ValueError, match="loss1_only, detached"):
+        core.seed_examples(("maximize", "minimise"))
+
+
+def test_adam_update_is_torch_optim_adam_bit_for_bit():
+    gen = torch.Generator().manual_seed(0)
+    start = torch.randn(7, 9, generator=gen)
+    grads = [torch.randn(7, 9, generator=gen) * 10.0 ** k for k in range(-3, 4)]
+    ours = start.clone()
+    exp_avg, exp_avg_sq = torch.zeros_like(ours), torch.zeros_like(ours)
+    theirs = start.clone().requires_grad_()
+    opt = torch.optim.Adam([theirs], lr=0.05)
+    for step, grad in enumerate(grads, 1):
+        core.adam_update(ours, grad, exp_avg, exp_avg_sq, step, lr=0.05)
+        theirs.grad = grad.clone()
+        opt.step()
+    assert torch.equal(ours, theirs.detach())
+

@@ -221,14 +221,16 @@ def weights_chart(runs: pd.DataFrame) -> alt.Chart:
 # Parts of an experiment that a setting does not touch are kept in a small bounded cache, so moving it
 # reruns only what it changes (callers only read the frames these return).
 @functools.lru_cache(maxsize=16)
-def _seed_run(variant: str, alpha: float, seed: int) -> pd.DataFrame:
-    return core.seed_example(variant, steps=core.SEED_STEPS, alpha=alpha, seed=seed).assign(variant=variant)
+def _seed_group(variants: tuple[str, ...], alpha: float, seed: int) -> dict[str, pd.DataFrame]:
+    runs = core.seed_examples(variants, steps=core.SEED_STEPS, alpha=alpha, seed=seed)
+    return {v: run.assign(variant=v) for v, run in runs.items()}
 
 
 def _seed_runs(max_alpha_exp: int, seed: int) -> pd.DataFrame:
-    alpha = 10.0**max_alpha_exp  # loss1_only and detached never read alpha: one run serves every alpha
-    weighted = ("maximize", "bounded", "target")
-    return pd.concat([_seed_run(v, alpha if v in weighted else 1.0, seed) for v in core.VARIANTS], ignore_index=True)
+    # loss1_only and detached never read alpha: one run of the two serves every alpha
+    runs = {**_seed_group(("loss1_only", "detached"), 1.0, seed),
+            **_seed_group(("maximize", "bounded", "target"), 10.0**max_alpha_exp, seed)}
+    return pd.concat([runs[v] for v in core.VARIANTS], ignore_index=True)
 
 
 def _sweep(scale_exp: int, seed: int) -> pd.DataFrame:
