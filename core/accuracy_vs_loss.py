@@ -174,20 +174,29 @@ def preset(name: str) -> dict:
     return dict(PRESETS[name])
 
 
-def noisy_mixture(n: int, label_noise: float, *, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    """Noisy labels: a Gaussian mixture (one mean per class), each label flipped to another class with probability.
-
-    Returns x (N, FEATURES) and y (N,). The draws do not depend on label_noise, so the same seed gives the
-    same inputs and the same clean labels at every noise level.
+@functools.lru_cache(maxsize=4)  # runs at other noise levels and flipped_in_training share the draws; bounded
+def _mixture_draws(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """noisy_mixture's random draws, none of which depends on label_noise: x (N, D), the clean labels y (N,), the
+    uniform u (N,) that decides each flip and the class other (N,) a flipped label takes. Never modify them in place.
     """
     gen = generator(seed + 30_000)
     means = torch.randn(CLASSES, FEATURES, generator=gen)
     means = SEPARATION * means / means.norm(dim=1, keepdim=True)  # (K, D)
     y = torch.randint(0, CLASSES, (n,), generator=gen)
     x = torch.randn(n, FEATURES, generator=gen) + means[y]  # (N, D)
-    flip = torch.rand(n, generator=gen) < label_noise
-    other = (y + torch.randint(1, CLASSES, (n,), generator=gen)) % CLASSES
-    return x, torch.where(flip, other, y)
+    u = torch.rand(n, generator=gen)
+    other = (y + torch.randint(1, CLASSES, (n,), generator=gen)) % CLASSES  # never y itself
+    return x, y, u, other
+
+
+def noisy_mixture(n: int, label_noise: float, *, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Noisy labels: a Gaussian mixture (one mean per class), each label flipped to another class with probability.
+
+    Returns x (N, FEATURES) and y (N,). The draws do not depend on label_noise, so the same seed gives the
+    same inputs and the same clean labels at every noise level. x is shared between calls: never modify it in place.
+    """
+    x, y, u, other = _mixture_draws(n, seed)
+    return x, torch.where(u < label_noise, other, y)
 
 
 @dataclass(frozen=True)
@@ -199,23 +208,22 @@ class Trained:
 
 @functools.lru_cache(maxsize=8)  # calibration and bookkeeping reuse the run; bounded (DESIGN rule 7)
 def train_noisy(label_noise: float, epochs: int, train_size: int, seed: int = 0) -> Trained:
-    """Overfitting: a 400 -> 32 -> 3 MLP trained with SGD + momentum on few noisy labels, measured every epoch."""
+    """Overfitting: a 400 -> 32 -> 3 MLP trained with SGD + momentum on few noisy labels, measured every epoch.
+
+    Each epoch keeps the train and validation logits; the curves are read from all of them at once after training
+    (_loss_splits: loss_split's numbers, epoch by epoch).
+    """
     x, y = noisy_mixture(train_size + N_VAL + N_TEST, label_noise, seed=seed)
     x_tr, y_tr = x[:train_size], y[:train_size]
     x_val, y_val = x[train_size:train_size + N_VAL], y[train_size:train_size + N_VAL]
     model = mlp((FEATURES, HIDDEN, CLASSES), nn.ReLU, seed=seed)
     opt = torch.optim.SGD(model.parameters(), lr=LR, momentum=MOMENTUM)
     loss_fn, order = nn.CrossEntropyLoss(), generator(seed + 40_000)
-    rows = []
+    logits = {"train": [], "validation": []}  # per epoch: (N, K)
     for epoch in range(epochs + 1):
         with torch.no_grad():
-            for split, (xs, ys) in (("train", (x_tr, y_tr)), ("validation", (x_val, y_val))):
-                parts = loss_split(model(xs), ys)  # logits (N, K)
-                rows.append({"epoch": epoch, "split": split, "loss": parts["from_right"] + parts["from_wrong"],
-                             "accuracy": 1 - parts["n_wrong"] / len(ys),
-                             "loss_from_wrong": parts["from_wrong"], "loss_from_right": parts["from_right"],
-                             "n_wrong": parts["n_wrong"], "conf_wrong": parts["conf_wrong"],
-                             "per_wrong": parts["per_wrong"]})
+            logits["train"].append(model(x_tr))
+            logits["validation"].append(model(x_val))
         if epoch == epochs:
             break
         for batch in torch.randperm(train_size, generator=order).split(BATCH):
@@ -223,8 +231,37 @@ def train_noisy(label_noise: float, epochs: int, train_size: int, seed: int = 0)
             loss_fn(model(x_tr[batch]), y_tr[batch]).backward()
             opt.step()
     with torch.no_grad():
-        val, test = model(x_val), model(x[train_size + N_VAL:])
-    return Trained(pd.DataFrame(rows), (val, y_val), (test, y[train_size + N_VAL:]))
+        test = model(x[train_size + N_VAL:])
+    frames = [pd.DataFrame({"epoch": range(epochs + 1), "split": split, **_loss_splits(torch.stack(logits[split]), ys)})
+              for split, ys in (("train", y_tr), ("validation", y_val))]
+    curves = pd.concat(frames).sort_values("epoch", kind="stable", ignore_index=True)  # each epoch: train, validation
+    return Trained(curves, (logits["validation"][-1], y_val), (test, y[train_size + N_VAL:]))
+
+
+def _loss_splits(logits: torch.Tensor, labels: torch.Tensor) -> dict[str, list]:
+    """loss_split of each epoch's logits (E, N, K) as train_noisy's columns, one value per epoch in each.
+
+    Columns: loss, accuracy, loss_from_wrong, loss_from_right, n_wrong, conf_wrong, per_wrong. Every epoch goes
+    through each tensor operation at once, and each epoch's sums and means run over its own examples in
+    loss_split's order, so the numbers are loss_split's.
+    """
+    e, n, k = logits.shape
+    z = logits.double().reshape(e * n, k)
+    per_example = nn.CrossEntropyLoss(reduction="none")(z, labels.repeat(e)).view(e, n)  # (E, N)
+    probs = torch.softmax(z, dim=1).view(e, n, k)  # (E, N, K)
+    wrong = probs.argmax(dim=2) != labels  # (E, N)
+    n_wrong = wrong.sum(dim=1).tolist()
+    right_parts = per_example[~wrong].split([n - w for w in n_wrong])  # epoch by epoch
+    wrong_parts, conf_parts = per_example[wrong].split(n_wrong), probs.max(dim=2).values[wrong].split(n_wrong)
+
+    def each(reduce, parts: tuple[torch.Tensor, ...]) -> list[float]:
+        return torch.stack([reduce(t) for t in parts]).tolist()  # NaN: the mean of no wrong example
+
+    from_right = [s / n for s in each(torch.sum, right_parts)]
+    from_wrong = [s / n for s in each(torch.sum, wrong_parts)]
+    return {"loss": [r + w for r, w in zip(from_right, from_wrong)], "accuracy": [1 - w / n for w in n_wrong],
+            "loss_from_wrong": from_wrong, "loss_from_right": from_right, "n_wrong": n_wrong,
+            "conf_wrong": each(torch.mean, conf_parts), "per_wrong": each(torch.mean, wrong_parts)}
 
 
 def overfit_curves(*, label_noise: float, epochs: int, train_size: int, seed: int = 0) -> pd.DataFrame:
@@ -285,6 +322,7 @@ class Calibration:
     bins: pd.DataFrame  # reliability() rows with a "model" column: "as trained" or "temperature-scaled"
 
 
+@functools.lru_cache(maxsize=8)  # the reliability diagram, the readings and ECE over bins read one fit; bounded
 def calibrate(*, label_noise: float, epochs: int, train_size: int, seed: int = 0) -> Calibration:
     """Calibration: ECE and the reliability diagram of experiment 3's model, before and after temperature scaling."""
     run = train_noisy(label_noise, epochs, train_size, seed)
@@ -300,10 +338,8 @@ def calibrate(*, label_noise: float, epochs: int, train_size: int, seed: int = 0
 
 def flipped_in_training(label_noise: float, train_size: int, seed: int = 0) -> int:
     """How many of experiment 3's training labels noisy_mixture flipped (0: every training label is clean)."""
-    n = train_size + N_VAL + N_TEST
-    _, noisy = noisy_mixture(n, label_noise, seed=seed)
-    _, clean = noisy_mixture(n, 0.0, seed=seed)  # the same draws: only the flips differ
-    return int((noisy != clean)[:train_size].sum())
+    _, _, u, _ = _mixture_draws(train_size + N_VAL + N_TEST, seed)
+    return int((u[:train_size] < label_noise).sum())  # a flipped label always takes another class
 
 
 def __getattr__(name: str):

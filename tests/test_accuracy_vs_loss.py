@@ -225,6 +225,53 @@ def test_curves_agree_with_the_final_logits():
     assert last.loss_from_wrong + last.loss_from_right == pytest.approx(last.loss, rel=1e-12)
 
 
+def train_noisy_with_autograd(label_noise: float, epochs: int, train_size: int, seed: int) -> avl.Trained:
+    """Experiment 3's run as the textbook loop writes it: nn.Module, loss.backward(), torch.optim.SGD, and
+    loss_split on each epoch's logits."""
+    x, y = avl.noisy_mixture(train_size + avl.N_VAL + avl.N_TEST, label_noise, seed=seed)
+    x_tr, y_tr = x[:train_size], y[:train_size]
+    x_val, y_val = x[train_size:train_size + avl.N_VAL], y[train_size:train_size + avl.N_VAL]
+    model = avl.mlp((avl.FEATURES, avl.HIDDEN, avl.CLASSES), nn.ReLU, seed=seed)
+    opt = torch.optim.SGD(model.parameters(), lr=avl.LR, momentum=avl.MOMENTUM)
+    loss_fn, order = nn.CrossEntropyLoss(), avl.generator(seed + 40_000)
+    rows = []
+    for epoch in range(epochs + 1):
+        with torch.no_grad():
+            for split, (xs, ys) in (("train", (x_tr, y_tr)), ("validation", (x_val, y_val))):
+                parts = avl.loss_split(model(xs), ys)
+                rows.append({"epoch": epoch, "split": split, "loss": parts["from_right"] + parts["from_wrong"],
+                             "accuracy": 1 - parts["n_wrong"] / len(ys), "loss_from_wrong": parts["from_wrong"],
+                             "loss_from_right": parts["from_right"], "n_wrong": parts["n_wrong"],
+                             "conf_wrong": parts["conf_wrong"], "per_wrong": parts["per_wrong"]})
+        if epoch == epochs:
+            break
+        for batch in torch.randperm(train_size, generator=order).split(avl.BATCH):
+            opt.zero_grad()
+            loss_fn(model(x_tr[batch]), y_tr[batch]).backward()
+            opt.step()
+    with torch.no_grad():
+        val, test = model(x_val), model(x[train_size + avl.N_VAL:])
+    return avl.Trained(pd.DataFrame(rows), (val, y_val), (test, y[train_size + avl.N_VAL:]))
+
+
+@pytest.mark.parametrize("label_noise, epochs, train_size, seed",
+                         [(0.2, 12, 64, 0), (0.0, 3, 16, 1), (0.5, 2, 256, 2), (0.35, 7, 48, 5)])
+def test_the_run_is_the_autograd_and_torch_optim_run_bit_for_bit(label_noise, epochs, train_size, seed):
+    fast = avl.train_noisy.__wrapped__(label_noise, epochs, train_size, seed)
+    plain = train_noisy_with_autograd(label_noise, epochs, train_size, seed)
+    pd.testing.assert_frame_equal(fast.curves, plain.curves, check_exact=True)
+    for a, b in (fast.val, plain.val), (fast.test, plain.test):
+        assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+
+
+@pytest.mark.parametrize("label_noise, train_size, seed", [(0.2, 64, 0), (0.5, 16, 3), (0.0, 256, 1)])
+def test_flipped_in_training_compares_the_noisy_labels_with_the_clean_ones(label_noise, train_size, seed):
+    n = train_size + avl.N_VAL + avl.N_TEST
+    _, noisy = avl.noisy_mixture(n, label_noise, seed=seed)
+    _, clean = avl.noisy_mixture(n, 0.0, seed=seed)
+    assert avl.flipped_in_training(label_noise, train_size, seed) == int((noisy != clean)[:train_size].sum())
+
+
 def test_at_defaults_validation_loss_turns_up_while_accuracy_does_not_fall():
     turn = avl.loss_turn(avl.overfit_curves(**RUN))
     assert turn["turned"] and turn["epoch"] < turn["last"]
@@ -353,6 +400,22 @@ def test_class_weights_give_each_class_the_same_total_weight_and_match_a_manual_
     manual = (w.double()[y] * per).sum() / w.double()[y].sum()
     assert nn.CrossEntropyLoss(weight=w.double())(logits, y).item() == pytest.approx(manual.item(), rel=1e-12)
     assert cnt.class_weights(torch.zeros(10, dtype=torch.long)).tolist() == [0.5, 0.0]  # an absent class: 0
+
+
+@pytest.mark.parametrize("share, seed, weighted", [(0.95, 0, True), (0.5, 1, False), (1.0, 0, True), (0.8, 4, True)])
+def test_train_linear_is_the_torch_optim_adam_run_bit_for_bit(share, seed, weighted):
+    x, y = cnt.imbalanced_data(300, share, seed=seed)
+    weight = cnt.class_weights(y) if weighted else None
+    model = cnt.seeded_init_(nn.Linear(2, 2, device="meta"), cnt.generator(seed))
+    opt, loss_fn = torch.optim.Adam(model.parameters(), lr=cnt.LR), nn.CrossEntropyLoss(weight=weight)
+    for _ in range(cnt.STEPS):
+        opt.zero_grad()
+        loss_fn(model(x), y).backward()
+        opt.step()
+    fast = cnt.train_linear(x, y, weight, seed=seed)
+    assert torch.equal(fast.weight, model.weight) and torch.equal(fast.bias, model.bias)
+    side_by_side = cnt.train_linears(x, y, (None, weight), seed=seed)[1]  # the other run never touches this one
+    assert torch.equal(side_by_side.weight, model.weight) and torch.equal(side_by_side.bias, model.bias)
 
 
 def test_at_95_to_5_the_weighted_loss_finds_more_of_the_minority():
