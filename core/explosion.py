@@ -119,47 +119,85 @@ def activation_module(name: str) -> nn.Module:
     return modules[check(name, ACTIVATIONS, "activation")]()
 
 
+class GivenLinear(nn.Linear):
+    """nn.Linear(in, out) holding the weight it is given and a zero bias.
+
+    Built on the CPU, nn.Linear draws its init from the global RNG; built on the meta device, it still runs that
+    init, which costs more than the layer's backward pass. This one only copies in a weight drawn elsewhere.
+    """
+
+    def __init__(self, weight: torch.Tensor) -> None:
+        out_features, in_features = weight.shape
+        super().__init__(in_features, out_features, dtype=weight.dtype)  # uninitialised storage, no draw
+        with torch.no_grad():
+            self.weight.copy_(weight)
+            self.bias.zero_()
+
+    def reset_parameters(self) -> None:
+        """Nothing to draw: __init__ copies in the given weight."""
+
+
+def draw_weights(depth: int, width: int, init_gain: float, gen: torch.Generator) -> list[torch.Tensor]:
+    """depth x (W, W) float64 weights ~ N(0, init_gain^2 / fan_in), drawn from gen one layer after the other."""
+    return [torch.empty(width, width, dtype=torch.float64).normal_(0.0, init_gain / math.sqrt(width), generator=gen)
+            for _ in range(depth)]
+
+
+def stacked_mlp(weights: list[torch.Tensor] | tuple[torch.Tensor, ...], activation: str) -> nn.Sequential:
+    """Linear -> activation per weight: copies of the weights, biases zero."""
+    layers: list[nn.Module] = []
+    for weight in weights:
+        layers += [GivenLinear(weight), activation_module(activation)]
+    return nn.Sequential(*layers)
+
+
 def deep_mlp(depth: int, width: int, activation: str, init_gain: float, gen: torch.Generator) -> nn.Sequential:
     """depth x (Linear(width, width) -> activation), float64; weights N(0, init_gain^2 / fan_in), biases zero."""
-    layers: list[nn.Module] = []
-    for _ in range(depth):
-        linear = nn.Linear(width, width, dtype=torch.float64, device="meta").to_empty(device="cpu")  # no global RNG
-        nn.init.normal_(linear.weight, 0.0, init_gain / math.sqrt(width), generator=gen)
-        nn.init.zeros_(linear.bias)
-        layers += [linear, activation_module(activation)]
-    return nn.Sequential(*layers)
+    return stacked_mlp(draw_weights(depth, width, init_gain, gen), activation)
+
+
+@functools.lru_cache(maxsize=8)  # every experiment of a setting builds the same net, under each activation
+def depth_draws(depth: int, width: int, init_gain: float, seed: int) -> tuple[tuple[torch.Tensor, ...], torch.Tensor,
+                                                                             torch.Tensor]:
+    """The deep MLP's weights and its batch x (B, W), y (B, W) ~ N(0, 1), drawn from seed in that order.
+
+    Shared by every caller at the same setting: read them, copy before changing them.
+    """
+    gen = generator(seed)
+    weights = tuple(draw_weights(depth, width, init_gain, gen))
+    x = torch.randn(BATCH, width, generator=gen, dtype=torch.float64)  # (B, W)
+    y = torch.randn(BATCH, width, generator=gen, dtype=torch.float64)  # (B, W)
+    return weights, x, y
 
 
 def depth_problem(depth: int, *, width: int = WIDTH, activation: str = "tanh", init_gain: float = 1.0,
                   seed: int = 0) -> tuple[nn.Sequential, torch.Tensor, torch.Tensor]:
     """The deep MLP and its fixed batch: x (B, W) ~ N(0, 1), a regression target y (B, W) ~ N(0, 1)."""
-    gen = generator(seed)
-    model = deep_mlp(depth, width, activation, init_gain, gen)
-    x = torch.randn(BATCH, width, generator=gen, dtype=torch.float64)  # (B, W)
-    y = torch.randn(BATCH, width, generator=gen, dtype=torch.float64)  # (B, W)
-    return model, x, y
+    check(activation, ACTIVATIONS, "activation")
+    weights, x, y = depth_draws(depth, width, init_gain, seed)
+    return stacked_mlp(weights, activation), x.clone(), y.clone()
 
 
 def backward_norms(model: nn.Sequential, x: torch.Tensor, y: torch.Tensor) -> pd.DataFrame:
     """One backward pass of MSELoss(model(x), y); per layer the norms layer_gradient_norms() reports."""
-    h, inputs, derivatives = x.detach().requires_grad_(), [], []  # a leaf: its gradient is layer 1's signal
+    h, inputs, probes, outputs = x.detach().requires_grad_(), [], [], []  # a leaf: its gradient is layer 1's signal
     for linear, phi in zip(model[0::2], model[1::2]):
         inputs.append(h)
         z = linear(h)  # (B, W)
-        probe = z.detach().requires_grad_()
-        (slope,) = torch.autograd.grad(phi(probe).sum(), probe)  # phi'(z), elementwise, by autograd
-        derivatives.append(slope.abs().max().item())
+        probes.append(z.detach().requires_grad_())
+        outputs.append(phi(probes[-1]).sum())  # its gradient by the probe is phi'(z), elementwise
         h = phi(z)
+    slopes = torch.autograd.grad(outputs, probes)  # every layer's phi'(z) by autograd, in one pass
     loss = nn.MSELoss()(h, y)
     weights = [linear.weight for linear in model[0::2]]
-    norms = [g.norm().item() for g in torch.autograd.grad(loss, [*inputs, *weights])]
+    norms = torch.stack([g.norm() for g in torch.autograd.grad(loss, [*inputs, *weights])]).tolist()
     depth = len(weights)
     return pd.DataFrame({
         "layer": range(1, depth + 1),
         "activation_grad_norm": norms[:depth],
         "weight_grad_norm": norms[depth:],
-        "input_norm": [t.norm().item() for t in inputs],
-        "max_derivative": derivatives,
+        "input_norm": torch.stack([t.detach().norm() for t in inputs]).tolist(),
+        "max_derivative": torch.stack([slope.abs().max() for slope in slopes]).tolist(),
     })
 
 
@@ -171,6 +209,12 @@ def layer_gradient_norms(depth: int, *, width: int = WIDTH, activation: str = "t
     the back-propagated signal; weight_grad_norm = ||dL / dW||; input_norm = ||input of that layer||;
     max_derivative = the largest |phi'(z)| the layer met. Computed in float64, so that gain^depth fits.
     """
+    return layer_norms(depth, width, activation, init_gain, seed).copy()
+
+
+@functools.lru_cache(maxsize=16)  # the layer chart, activation_comparison and single_sample_gradients share it
+def layer_norms(depth: int, width: int, activation: str, init_gain: float, seed: int) -> pd.DataFrame:
+    """layer_gradient_norms, computed once per setting; the frame is shared, so callers copy before changing it."""
     model, x, y = depth_problem(depth, width=width, activation=activation, init_gain=init_gain, seed=seed)
     return backward_norms(model, x, y)
 
@@ -193,11 +237,12 @@ def single_sample_gradients(depth: int, *, activation: str, init_gain: float, se
     b = len(x)
     signal = torch.stack([g.norm(dim=1) for g in grads[:depth]], dim=1) * b  # (B, depth)
     weight = torch.stack([g.norm(dim=1) * i.detach().norm(dim=1) for g, i in zip(grads[depth:], inputs)], dim=1) * b
-    batch = backward_norms(model, x, y).drop(columns=["input_norm", "max_derivative"]).assign(run="batch")
-    per_sample = [pd.DataFrame({"run": f"sample {i}", "layer": range(1, depth + 1),
-                                "activation_grad_norm": signal[i].tolist(), "weight_grad_norm": weight[i].tolist()})
-                  for i in range(b)]
-    return pd.concat([batch, *per_sample], ignore_index=True)
+    batch = layer_norms(depth, WIDTH, activation, init_gain, seed).drop(columns=["input_norm", "max_derivative"])
+    per_sample = pd.DataFrame({"run": [f"sample {i}" for i in range(b) for _ in range(depth)],
+                               "layer": list(range(1, depth + 1)) * b,  # sample 0's layers, then sample 1's, ...
+                               "activation_grad_norm": signal.flatten().tolist(),
+                               "weight_grad_norm": weight.flatten().tolist()})
+    return pd.concat([batch.assign(run="batch"), per_sample], ignore_index=True)
 
 
 def clip_each_layer(depth: int, threshold: float, *, activation: str, init_gain: float, seed: int = 0) -> pd.DataFrame:
@@ -208,17 +253,17 @@ def clip_each_layer(depth: int, threshold: float, *, activation: str, init_gain:
     model, x, y = depth_problem(depth, activation=activation, init_gain=init_gain, seed=seed)
     nn.MSELoss()(model(x), y).backward()
     weights = [linear.weight for linear in model[0::2]]
-    before = [w.grad.norm().item() for w in weights]
+    before = torch.stack([w.grad.norm() for w in weights]).tolist()
     total = nn.utils.clip_grad_norm_(model.parameters(), threshold).item()  # one norm over every gradient
-    after = [w.grad.norm().item() for w in weights]
+    after = torch.stack([w.grad.norm() for w in weights]).tolist()
     return pd.DataFrame({"layer": range(1, depth + 1), "before": before, "after": after, "total": total}).assign(
         factor=lambda d: d.after / d.before)
 
 
 def activation_comparison(depth: int, *, init_gain: float, width: int = WIDTH, seed: int = 0) -> pd.DataFrame:
     """The same net, weights and batch under each activation: layer_gradient_norms with an activation column."""
-    return pd.concat([layer_gradient_norms(depth, width=width, activation=a, init_gain=init_gain, seed=seed)
-                      .assign(activation=a) for a in ACTIVATIONS], ignore_index=True)
+    return pd.concat([layer_norms(depth, width, a, init_gain, seed).assign(activation=a) for a in ACTIVATIONS],
+                     ignore_index=True)
 
 
 def spread(df: pd.DataFrame, column: str) -> float:
@@ -250,8 +295,9 @@ def gain_sweep(depth: int, *, width: int = WIDTH, seed: int = 0,
             inputs.append(h)
             h = phi(h @ w.transpose(1, 2))  # (G, B, W)
         loss = ((h - y) ** 2).mean(dim=(1, 2)).sum()  # each gain's MSELoss; summing does not mix the gains
-        norms = [g.flatten(1).norm(dim=1) for g in torch.autograd.grad(loss, [*inputs, *weights])]  # 2 depth x (G,)
-        signal, weight = (norms[0] / norms[depth - 1]).tolist(), (norms[depth] / norms[-1]).tolist()
+        ends = [inputs[0], inputs[-1], weights[0], weights[-1]]  # the ratios need the first and last layers only
+        norms = [g.flatten(1).norm(dim=1) for g in torch.autograd.grad(loss, ends)]  # 4 x (G,)
+        signal, weight = (norms[0] / norms[1]).tolist(), (norms[2] / norms[3]).tolist()
         for i, gain in enumerate(gains):
             rows += [{"activation": activation, "init_gain": gain, "quantity": "signal", "ratio": signal[i]},
                      {"activation": activation, "init_gain": gain, "quantity": "weight gradient", "ratio": weight[i]}]

@@ -57,11 +57,11 @@ def blocks(net: str, depth: int, activation: str, init_gain: float, seed: int) -
 def hooked_norms(model: nn.Sequential, x: torch.Tensor, y: torch.Tensor) -> tuple[list[float], list[float]]:
     """One backward pass of MSELoss(model(x), y); per block, ||dL/d(its input)|| read by a full backward hook,
     and ||dL/dW|| of its layer. The hooks are removed afterwards."""
-    signal: dict[int, float] = {}
+    signal: dict[int, torch.Tensor] = {}
 
     def hook(index: int):
         def record(module: nn.Module, grad_input: tuple, grad_output: tuple) -> None:
-            signal[index] = grad_input[0].norm().item()  # dL/d(block input): the signal arriving at this layer
+            signal[index] = grad_input[0].norm()  # dL/d(block input): the signal arriving at this layer
         return record
 
     handles = [block.register_full_backward_hook(hook(i)) for i, block in enumerate(model)]
@@ -70,7 +70,8 @@ def hooked_norms(model: nn.Sequential, x: torch.Tensor, y: torch.Tensor) -> tupl
     finally:
         for handle in handles:
             handle.remove()
-    return [signal[i] for i in range(len(model))], [block.linear.weight.grad.norm().item() for block in model]
+    signals = torch.stack([signal[i] for i in range(len(model))]).tolist()
+    return signals, torch.stack([block.linear.weight.grad.norm() for block in model]).tolist()
 
 
 def residual_comparison(depth: int, *, activation: str, init_gain: float, seed: int = 0) -> pd.DataFrame:

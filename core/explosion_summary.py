@@ -18,6 +18,15 @@ from core.explosion_training import CLIPS, POISON_STEP, Survival, blowups
 FLOAT32_TINY = 1.1754943508222875e-38  # torch.finfo(torch.float32).tiny: below it float32 loses digits, then all
 
 
+def spreads(df: pd.DataFrame, by: str, column: str) -> list[float]:
+    """spread(group, column) of every group of df by `by`, in the order the groups first appear."""
+    codes, _ = pd.factorize(df[by])  # 0, 1, ... in the order the groups first appear
+    _, first = np.unique(codes, return_index=True)  # each group's first row
+    _, from_end = np.unique(codes[::-1], return_index=True)
+    values = df[column].to_numpy()
+    return [float(a / b) for a, b in zip(values[first], values[len(codes) - 1 - from_end], strict=True)]
+
+
 def level(ratio: float) -> bool:
     """Within a factor of ten of level: what the page calls level."""
     return 0.1 < ratio < 10
@@ -53,8 +62,10 @@ def depth_summary(layers: pd.DataFrame, init_gain: float) -> dict:
 
 def level_gain(sweep: pd.DataFrame, activation: str, quantity: str = "signal") -> float | None:
     """The init gain where the first-to-last ratio crosses 1, interpolated in log ratio; None if it never does."""
-    d = sweep[(sweep.activation == activation) & (sweep.quantity == quantity)].sort_values("init_gain")
-    gains, logs = d.init_gain.to_numpy(), np.log(d.ratio.to_numpy())
+    rows = (sweep.activation.to_numpy() == activation) & (sweep.quantity.to_numpy() == quantity)
+    gains, ratios = sweep.init_gain.to_numpy()[rows], sweep.ratio.to_numpy()[rows]
+    order = np.argsort(gains, kind="quicksort")  # as sort_values("init_gain") orders them
+    gains, logs = gains[order], np.log(ratios[order])
     for i in range(len(gains) - 1):
         if logs[i] == 0 or logs[i] * logs[i + 1] < 0:
             return float(gains[i] + (gains[i + 1] - gains[i]) * -logs[i] / (logs[i + 1] - logs[i]))
@@ -88,21 +99,28 @@ def time_summary(df: pd.DataFrame, spectral_radius: float, nonlinearity: str, si
 def clipping_summary(runs: pd.DataFrame, threshold: float, n_parameters: int) -> dict:
     """Per clip mode: blow-up step or final loss; how often norm clipping acted; the largest norms after."""
     found = blowups(runs)
-    by = {c: runs[runs.clipping == c] for c in CLIPS}
-    finite = runs[np.isfinite(runs.grad_norm) & np.isfinite(runs.clipped_grad_norm) & (runs.grad_norm > 0)]
-    norm = by["norm"][np.isfinite(by["norm"].clipped_grad_norm)]
-    value = by["value"][np.isfinite(by["value"].clipped_grad_norm)]
+    clipping, loss = runs.clipping.to_numpy(), runs.loss.to_numpy(dtype=float)
+    before, after = runs.grad_norm.to_numpy(dtype=float), runs.clipped_grad_norm.to_numpy(dtype=float)
+    finite = np.isfinite(before) & np.isfinite(after) & (before > 0)
+    norm = (clipping == "norm") & np.isfinite(after)
+    value = (clipping == "value") & np.isfinite(after)
+    end = {c: float(loss[clipping == c][-1]) for c in CLIPS}
     return {
-        "start": float(runs.loss.iloc[0]),  # every run starts from the same weights
-        "norm_worse": found.get("norm") is None and float(by["norm"].loss.iloc[-1]) > float(runs.loss.iloc[0]),
+        "start": float(loss[0]),  # every run starts from the same weights
+        "norm_worse": found.get("norm") is None and end["norm"] > float(loss[0]),
         "blown": {c: found.get(c) for c in CLIPS},
-        "end_loss": {c: float(by[c].loss.iloc[-1]) for c in CLIPS},
-        "norm_clipped": int((norm.grad_norm > threshold).sum()), "norm_steps": len(norm),
-        "norm_max_after": float(norm.clipped_grad_norm.max()),
-        "value_max_after": float(value.clipped_grad_norm.max()),
+        "end_loss": end,
+        "norm_clipped": int((before[norm] > threshold).sum()), "norm_steps": int(norm.sum()),
+        "norm_max_after": largest(after[norm]),
+        "value_max_after": largest(after[value]),
         "value_cap": threshold * math.sqrt(n_parameters), "n_params": n_parameters,
-        "max_ratio": float((finite.clipped_grad_norm / finite.grad_norm).max()),
+        "max_ratio": largest(after[finite] / before[finite]),
     }
+
+
+def largest(values: np.ndarray) -> float:
+    """The largest of finite values; NaN when there are none, as pandas' max says."""
+    return float(values.max()) if len(values) else math.nan
 
 
 def direction_summary(vectors: pd.DataFrame, threshold: float) -> dict:
@@ -125,7 +143,7 @@ def single_sample_summary(df: pd.DataFrame) -> dict:
     def per_layer(d: pd.DataFrame) -> float:
         return spread(d, "activation_grad_norm") ** (1 / max(depth - 1, 1))
 
-    growth = samples.groupby("run").apply(per_layer, include_groups=False)
+    growth = pd.Series([ratio ** (1 / max(depth - 1, 1)) for ratio in spreads(samples, "run", "activation_grad_norm")])
     first = samples[samples.layer == 1].weight_grad_norm / float(batch.weight_grad_norm.iloc[0])
     return {"p_batch": per_layer(batch), "p_lo": float(growth.min()), "p_hi": float(growth.max()),
             "ratio_lo": float(first.min()), "ratio_hi": float(first.max()), "ratio_mean": float(first.mean()),
@@ -146,7 +164,7 @@ def survival_summary(survival: Survival) -> dict:
 
 def saturation_summary(comparison: pd.DataFrame) -> dict:
     """Per activation at the same weights: the signal's growth back to the input and the largest |phi'| met."""
-    growth = comparison.groupby("activation").apply(lambda d: spread(d, "activation_grad_norm"), include_groups=False)
+    growth = dict(zip(pd.unique(comparison.activation), spreads(comparison, "activation", "activation_grad_norm")))
     slope = comparison.groupby("activation").max_derivative.max()
     return {"g_linear": float(growth["linear"]), "g_tanh": float(growth["tanh"]), "g_sigmoid": float(growth["sigmoid"]),
             "d_tanh": float(slope["tanh"]), "d_sigmoid": float(slope["sigmoid"])}

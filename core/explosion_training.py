@@ -10,7 +10,11 @@ overflow) poisons the weights for good unless the step is skipped, which is what
 
 from __future__ import annotations
 
+import functools
+import itertools
 import math
+import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -19,7 +23,6 @@ import torch
 from torch import nn
 
 from core.data import mlp, regression_data
-from core.nonfinite import first_nonfinite
 
 CLIPS = ("none", "norm", "value")
 GUARDS = ("none", "skip", "grad_scaler")
@@ -36,40 +39,86 @@ def reference_problem(seed: int = 0) -> tuple[nn.Sequential, torch.Tensor, torch
     return mlp(SIZES, nn.Tanh, seed=seed), x, y
 
 
-def clip_gradients(parameters: list[nn.Parameter], clip: str, threshold: float) -> tuple[float, float]:
-    """Clip the gradients in place as `clip` says; return their global L2 norm before and after."""
+def check_clip(clip: str) -> str:
+    """clip if it is one of CLIPS, else a ValueError that lists the valid ones."""
     if clip not in CLIPS:
         raise ValueError(f"unknown clip {clip!r}; valid: {', '.join(CLIPS)}")
+    return clip
+
+
+def clip_gradients(parameters: list[nn.Parameter], clip: str, threshold: float) -> tuple[float, float]:
+    """Clip the gradients in place as `clip` says; return their global L2 norm before and after."""
+    before, after = clip_and_measure(parameters, clip, threshold)
+    return before.item(), after.item()
+
+
+def clip_and_measure(parameters: list[nn.Parameter], clip: str,
+                     threshold: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """clip_gradients, with the two norms left as 0-d tensors (no clip: the same norm, measured once)."""
+    check_clip(clip)
     grads = [p.grad for p in parameters]
     if clip == "norm":
         before = nn.utils.clip_grad_norm_(parameters, max_norm=threshold)  # returns the norm before clipping
     else:
         before = nn.utils.get_total_norm(grads)
-        if clip == "value":
-            nn.utils.clip_grad_value_(parameters, clip_value=threshold)  # each entry into [-threshold, threshold]
-    return before.item(), nn.utils.get_total_norm(grads).item()
+        if clip == "none":
+            return before, before
+        nn.utils.clip_grad_value_(parameters, clip_value=threshold)  # each entry into [-threshold, threshold]
+    return before, nn.utils.get_total_norm(grads)
 
 
-def clipped_training(clip: str, threshold: float, *, lr: float, steps: int, seed: int = 0) -> pd.DataFrame:
+def training_steps(clip: str, threshold: float, *, lr: float, seed: int = 0) -> Iterator[tuple[float, float, float]]:
     """Gradient clipping against a learning rate that blows up: full-batch SGD, clipping between backward and step.
 
-    Columns: step, loss, grad_norm (global L2 norm before clipping, what clip_grad_norm_ returns) and
-    clipped_grad_norm (after). A run stops at the first non-finite loss or norm: that row is its last.
+    Yields (loss, grad_norm, clipped_grad_norm) per step, the norms global L2 norms before clipping (what
+    clip_grad_norm_ returns) and after. The run ends after the first non-finite loss or norm: a step then
+    would write inf or NaN into every weight.
     """
     model, x, y = reference_problem(seed)
     parameters = list(model.parameters())
-    optimizer = torch.optim.SGD(parameters, lr=lr)
-    rows = []
-    for step in range(steps):
-        optimizer.zero_grad()
-        loss = nn.MSELoss()(model(x), y)
+    opt, mse = torch.optim.SGD(parameters, lr=lr), nn.MSELoss()
+    while True:
+        opt.zero_grad()
+        loss = mse(model(x), y)
         loss.backward()
-        before, after = clip_gradients(parameters, clip, threshold)
-        rows.append({"step": step, "loss": loss.item(), "grad_norm": before, "clipped_grad_norm": after})
-        if not all(map(math.isfinite, (loss.item(), before, after))):
-            break  # a step now would write inf or NaN into every weight
-        optimizer.step()
-    return pd.DataFrame(rows)
+        before, after = clip_and_measure(parameters, clip, threshold)  # between backward and step
+        row = torch.stack((loss.detach(), before, after))
+        yield tuple(row.tolist())
+        if not row.isfinite().all():
+            return
+        opt.step()
+
+
+class TrainingRun:
+    """The rows of one training_steps run, computed as far as anyone asked so far (thread-safe).
+
+    A run of n steps is the first n steps of any longer one, so one run serves every step count.
+    """
+
+    def __init__(self, clip: str, threshold: float, lr: float, seed: int) -> None:
+        self._steps = training_steps(clip, threshold, lr=lr, seed=seed)
+        self._rows: list[tuple[float, float, float]] = []
+        self._lock = threading.Lock()
+
+    def first(self, steps: int) -> list[tuple[float, float, float]]:
+        """The first `steps` rows, fewer if the run went non-finite before."""
+        with self._lock:
+            self._rows.extend(itertools.islice(self._steps, max(steps - len(self._rows), 0)))
+            return self._rows[:steps]
+
+
+@functools.lru_cache(maxsize=24)  # three clip modes for each of the last few (threshold, lr, seed)
+def training_run(clip: str, threshold: float, lr: float, seed: int) -> TrainingRun:
+    """The shared TrainingRun of these settings: a longer step count continues it, a shorter one reads its start."""
+    check_clip(clip)
+    return TrainingRun(clip, threshold, lr, seed)
+
+
+def clipped_training(clip: str, threshold: float, *, lr: float, steps: int, seed: int = 0) -> pd.DataFrame:
+    """training_steps as a frame. Columns: step, loss, grad_norm, clipped_grad_norm; a blow-up's row is the last."""
+    rows = training_run(clip, threshold, lr, seed).first(steps)
+    loss, before, after = zip(*rows) if rows else ((), (), ())
+    return pd.DataFrame({"step": range(len(rows)), "loss": loss, "grad_norm": before, "clipped_grad_norm": after})
 
 
 def clipping_runs(threshold: float, *, lr: float, steps: int, seed: int = 0) -> pd.DataFrame:
@@ -81,9 +130,14 @@ def clipping_runs(threshold: float, *, lr: float, steps: int, seed: int = 0) -> 
 def blowups(runs: pd.DataFrame) -> dict[str, int]:
     """For each run that blew up, the first step whose loss or gradient norm was not finite."""
     found: dict[str, int] = {}
-    for column in ("loss", "grad_norm"):
-        for run, step in first_nonfinite(runs, column, by="clipping").items():
-            found[run] = int(min(step, found.get(run, step)))
+    clipping, steps = runs.clipping.to_numpy(), runs.step.to_numpy()
+    names = pd.unique(clipping)
+    for column in ("loss", "grad_norm"):  # in the order first_nonfinite(runs, column, by="clipping") finds them
+        bad = ~np.isfinite(runs[column].to_numpy(dtype=float))
+        for run in names:
+            at = steps[bad & (clipping == run)]
+            if len(at):
+                found[run] = int(min(at[0], found.get(run, at[0])))
     return found
 
 

@@ -49,7 +49,7 @@ page.readout("residual")
 # Misconceptions: experiment 1's net under every activation, clipped, and one sample at a time
 page.misconceptions()
 page.show_code(core.layer_gradient_norms, core.depth_problem, core.backward_norms, core.gain_sweep,
-               core.rnn_gradient_norms, core.gated_trajectory_norms, training.clip_gradients, training.clipped_training,
+               core.rnn_gradient_norms, core.gated_trajectory_norms, training.clip_gradients, training.training_steps,
                core.clip_2d, core.surviving_runs, training.poisoned_step, residual.ResidualBlock,
                residual.hooked_norms, residual.residual_comparison, core.clip_each_layer, core.single_sample_gradients)
 page.takeaways()

@@ -3,6 +3,7 @@ in numpy, and second PyTorch routes. Every tolerance is stated beside its assert
 
 from __future__ import annotations
 
+import itertools
 import math
 import subprocess
 import sys
@@ -442,3 +443,13 @@ def test_core_does_not_import_streamlit():
             "print(any(m.startswith('streamlit') for m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
     assert out.stdout.strip() == "False"
+
+
+def test_a_run_of_fewer_steps_is_the_start_of_a_longer_one_however_it_was_reached():
+    # clipped_training shares one run per setting: its rows must not depend on which step counts came before
+    fresh = {c: list(itertools.islice(tr.training_steps(c, 0.5, lr=1.3, seed=3), 90)) for c in ex.CLIPS}
+    for steps in (40, 90, 25, 60):
+        runs = ex.clipping_runs(0.5, lr=1.3, steps=steps, seed=3)
+        for c in ex.CLIPS:
+            got = runs[runs.clipping == c][["loss", "grad_norm", "clipped_grad_norm"]].itertuples(index=False)
+            assert [tuple(r) for r in got] == fresh[c][:steps]

@@ -163,7 +163,8 @@ def _top(data: pd.DataFrame, column: str, blown: dict) -> float:
 def training_loss_chart(runs: pd.DataFrame) -> alt.LayerChart:
     """Training loss per step for no clipping, norm clipping and value clipping; a blow-up marked where it happened."""
     data = chartable(runs).query("loss > 0")
-    top = _top(data, "loss", core.blowups(runs))
+    found = core.blowups(runs)
+    top = _top(data, "loss", found)
     lines = alt.Chart(L.frame(data, "clipping")).mark_line(point=alt.OverlayMarkDef(size=14), clip=True).encode(
         x=alt.X("step:Q", title=W["charts.training_loss.x"]),
         y=alt.Y("loss:Q", scale=alt.Scale(type="log", domainMax=top),
@@ -172,7 +173,7 @@ def training_loss_chart(runs: pd.DataFrame) -> alt.LayerChart:
         color=alt.Color("clipping:N", scale=_scale(CLIP_COLORS, L), legend=_legend(W["charts.training_loss.legend"])),
         tooltip=[_tip("clipping:N"), _tip("step:Q"), _tip("loss:Q", format=".4g")],
     )
-    marks = _blowup_marks(core.blowups(runs), CLIP_COLORS)
+    marks = _blowup_marks(found, CLIP_COLORS)
     return alt.layer(lines, *marks).properties(title=W["charts.training_loss.title"], width=WIDTH, height=HEIGHT)
 
 
