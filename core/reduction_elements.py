@@ -9,6 +9,7 @@ moves with B (the linear scaling rule of Goyal et al. scales it with B for SGD).
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,6 +23,13 @@ OUTPUTS = tuple(range(1, 17))  # D, the number of outputs per example
 N_FEATURES, N_CE, CLASSES, IGNORE = 4, 12, 3, -100  # the ignore_index experiment: 12 targets, 3 classes
 
 
+@functools.lru_cache(maxsize=4)
+def _output_models(seed: int) -> tuple[nn.Sequential, ...]:
+    """The 4 -> 16 -> D MLPs of element_ratios, one per D of OUTPUTS, built once per seed: their gradients are
+    taken with torch.autograd.grad, which leaves every parameter (and .grad) as it was, so they are shared."""
+    return tuple(mlp((N_FEATURES, 16, d), nn.Tanh, seed=seed) for d in OUTPUTS)
+
+
 def element_ratios(batch_size: int, *, seed: int = 0) -> pd.DataFrame:
     """For D = 1..16: ||grad of MSELoss(sum)|| / ||grad of MSELoss(mean)|| on B examples of a 4 -> 16 -> D MLP.
 
@@ -32,13 +40,14 @@ def element_ratios(batch_size: int, *, seed: int = 0) -> pd.DataFrame:
     gen = generator(seed + 50_000)
     x = torch.randn(batch_size, N_FEATURES, generator=gen)  # (B, 4)
     targets = torch.randn(batch_size, max(OUTPUTS), generator=gen)  # (B, 16): the first D columns are used
-    for d in OUTPUTS:
+    for d, model in zip(OUTPUTS, _output_models(seed)):
         norms, losses = {}, {}
+        params = list(model.parameters())
+        out = model(x)  # (B, D): one forward pass serves both reductions
         for reduction in ("sum", "mean"):
-            model = mlp((N_FEATURES, 16, d), nn.Tanh, seed=seed)
-            loss = nn.MSELoss(reduction=reduction)(model(x), targets[:, :d])  # (B, D) -> a scalar
-            loss.backward()
-            norms[reduction] = torch.linalg.vector_norm(torch.cat([p.grad.flatten() for p in model.parameters()]))
+            loss = nn.MSELoss(reduction=reduction)(out, targets[:, :d])  # (B, D) -> a scalar
+            grads = torch.autograd.grad(loss, params, retain_graph=reduction == "sum")
+            norms[reduction] = torch.linalg.vector_norm(torch.cat([g.flatten() for g in grads]))
             losses[reduction] = loss.item()
         rows.append({"outputs": d, "ratio": (norms["sum"] / norms["mean"]).item(), "b_times_d": batch_size * d,
                      "batch": batch_size, "mean_loss": losses["mean"], "sum_over_bd": losses["sum"] / (batch_size * d)})

@@ -164,7 +164,7 @@ def read_class_weights(settings, run: Run = direct) -> Readout:
 
 def _elements(settings, run: Run) -> dict:
     b, d, ignored, seed = settings["batch_size"], settings["outputs"], settings["ignored"], settings["seed"]
-    ratios = run(elements.element_ratios, b, seed=seed).set_index("outputs")
+    ratios = run(_charts().element_ratios, b, seed=seed).set_index("outputs")
     ce = run(_charts().ignore_index_mean, ignored, seed=seed)
     return {"b": b, "d": d, "ratio": float(ratios.loc[d, "ratio"]), "bd": b * d,
             "mean_loss": float(ratios.loc[d, "mean_loss"]), "sum_over_bd": float(ratios.loc[d, "sum_over_bd"]),

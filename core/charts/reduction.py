@@ -117,10 +117,12 @@ def epoch_loss_chart(examples: pd.DataFrame, batch_size: int) -> alt.LayerChart:
         x=alt.X("example:Q", title=W["charts.epoch_loss.x"],
                 scale=alt.Scale(domain=[-0.5, max(len(data), 1) - 0.5], nice=False)),
         y=alt.Y("loss:Q", title=W["charts.epoch_loss.y"]), color=_kind_color(), tooltip=tips)
-    spans = data.groupby("batch", as_index=False).agg(start=("example", "min"), end=("example", "max"),
-                                                      batch_mean=("batch_mean", "first"),
-                                                      batch_len=("batch_len", "first"), kind=("kind", "first"))
-    spans = spans.assign(start=spans.start - 0.4, end=spans.end + 0.4)  # a batch of one still shows its segment
+    starts = np.flatnonzero(np.diff(data.batch.to_numpy(), prepend=-1))  # each batch's first row: batches run in order
+    first = data.iloc[starts].reset_index(drop=True)
+    last = data.example.to_numpy()[np.append(starts[1:], len(data)) - 1]  # each batch's last example
+    spans = pd.DataFrame({"batch": first.batch, "start": first.example - 0.4, "end": last + 0.4,  # a batch of one
+                          "batch_mean": first.batch_mean, "batch_len": first.batch_len,  # still shows its segment
+                          "kind": first.kind})
     segments = alt.Chart(spans).mark_rule(strokeWidth=3).encode(
         x="start:Q", x2="end:Q", y="batch_mean:Q", color=_kind_color(),
         tooltip=[_tip("batch:Q", "shared.tip_batch"),
@@ -267,6 +269,7 @@ train_runs = functools.lru_cache(maxsize=16)(core.train_runs)
 short_batch = functools.lru_cache(maxsize=16)(core.short_batch)
 per_sample = functools.lru_cache(maxsize=16)(core.per_sample)
 ignore_index_mean = functools.lru_cache(maxsize=16)(elements.ignore_index_mean)
+element_ratios = functools.lru_cache(maxsize=16)(elements.element_ratios)
 
 
 def _sum_mean_norms(seed: int) -> pd.DataFrame:
@@ -290,7 +293,7 @@ def _sample_norms(sample_batch: int, seed: int) -> pd.DataFrame:
 
 
 def _elements(batch_size: int, seed: int) -> pd.DataFrame:
-    return elements.element_ratios(batch_size, seed=seed)
+    return element_ratios(batch_size, seed=seed)
 
 
 def _ignored(ignored: int, seed: int) -> pd.DataFrame:
