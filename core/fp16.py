@@ -8,6 +8,8 @@ does before it divides the factor back out.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pandas as pd
 import torch
 
@@ -82,26 +84,35 @@ def grad_scaler_trace(
     lr: float,
     init_scale: float = 2.0**16,
     growth_interval: int = 2000,
+    first_step: int = 1,
+    on_step: Callable[[torch.nn.Module], None] | None = None,
 ) -> pd.DataFrame:
     """Train with the real `torch.amp.GradScaler` under float16 autocast on CPU; log its scale each step.
 
     Columns: step, scale (the factor the loss was multiplied by at that step), skipped (the scaler
     found inf/NaN gradients and did not call optimizer.step()), loss (float32 value).
+    first_step numbers the first row (a run continued from saved weights); on_step(model) sees the
+    weights after every step.
     """
     optimizer = torch.optim.SGD(model.parameters(), lr=lr)
     scaler = torch.amp.GradScaler("cpu", init_scale=init_scale, growth_interval=growth_interval)
     loss_fn = torch.nn.CrossEntropyLoss()
-    rows = []
-    for step, (x, y) in enumerate(batches, start=1):
+    scales, losses = [scaler.get_scale()], []
+    for x, y in batches:
         optimizer.zero_grad()
         with torch.autocast("cpu", dtype=torch.float16):
             logits = model(x)  # (B, classes), float16 under autocast
         loss = loss_fn(logits.float(), y)
-        scale = scaler.get_scale()
         scaler.scale(loss).backward()
-        found_inf = not all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
         scaler.step(optimizer)  # unscales, then skips the step when any gradient is inf/NaN
-        scaler.update()
-        rows.append({"step": step, "scale": scale, "skipped": found_inf, "loss": loss.item()})
-    return pd.DataFrame(rows)
-
+        scaler.update()  # halves the scale exactly when it skipped, else keeps or doubles it
+        scales.append(scaler.get_scale())
+        losses.append(loss.detach())
+        if on_step is not None:
+            on_step(model)
+    return pd.DataFrame({
+        "step": range(first_step, first_step + len(losses)),
+        "scale": scales[:-1],
+        "skipped": [after < before for before, after in zip(scales[:-1], scales[1:])],
+        "loss": torch.stack(losses).tolist() if losses else [],
+    })

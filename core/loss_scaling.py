@@ -8,13 +8,16 @@ s * |g| sinks to the size of eps; float32 and float16 rounding have the last wor
 
 from __future__ import annotations
 
+import copy
 import functools
+import threading
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from core.controls import Control
 from core.data import mlp, regression_data
@@ -54,6 +57,14 @@ PRESETS = {
 
 def reference_problem(seed: int = 0) -> tuple[nn.Sequential, torch.Tensor, torch.Tensor]:
     """The page's model (4 -> 16 -> 1, tanh) and its regression data, all drawn from seed."""
+    model, x, y = _drawn(seed)
+    return copy.deepcopy(model), x.clone(), y.clone()
+
+
+@functools.lru_cache(maxsize=8)
+def _drawn(seed: int) -> tuple[nn.Sequential, torch.Tensor, torch.Tensor]:
+    """reference_problem's draws, made once per seed: the seeded initialisation costs more than a copy of it.
+    Shared: never train or change what this returns."""
     x, y = regression_data(N_EXAMPLES, N_FEATURES, seed=seed)  # (N, D), (N, 1)
     return mlp((N_FEATURES, HIDDEN, 1), nn.Tanh, seed=seed), x, y
 
@@ -120,13 +131,69 @@ def update_outcome(optimizer: str, scale: float, *, steps: int = 1, seed: int = 
     return Outcome(scaled / plain if plain else float("nan"), scaled_broke, plain_broke)
 
 
-@functools.lru_cache(maxsize=64)  # the plain run (s = 1) is the same for every s: a new s trains only its own run
 def _moved(optimizer: str, scale: float, steps: int, seed: int, lr: float, eps: float) -> tuple[float, int | None]:
     """||theta_steps - theta_0|| of the run on scale * loss, and its divergence_step."""
-    model, x, y = reference_problem(seed)
-    start = flat(model)
-    broke = divergence_step(train(model, x, y, optimizer=optimizer, scale=scale, lr=lr, steps=steps, eps=eps))
-    return torch.linalg.vector_norm((flat(model) - start).double()).item(), broke
+    losses, start, end = _trained(optimizer, scale, lr=lr, steps=steps, eps=eps, seed=seed)
+    return torch.linalg.vector_norm((end - start).double()).item(), divergence_step(losses)
+
+
+EPS_OPTIMIZERS = ("adam", "adamw")  # the optimizers make_optimizer hands eps to; the others never read it
+
+
+def _eps_key(optimizer: str, eps: float) -> float:
+    """eps as the optimizer sees it: one fixed value for those that ignore it, so that every eps shares their runs."""
+    return eps if optimizer in EPS_OPTIMIZERS else 1e-8
+
+
+class _Run:
+    """One run of train() on the reference problem, kept so that a longer run continues it instead of starting over.
+
+    The run of k steps is the first k steps of every longer run at the same settings, so a new `steps` only
+    extends it. thetas[k] is theta after k steps and losses[k] the unscaled loss at thetas[k], as train() records
+    them (its last loss, taken without autograd, is the same forward pass and the same number).
+    """
+
+    def __init__(self, optimizer: str, scale: float, lr: float, eps: float, weight_decay: float | None, seed: int):
+        model, self.x, self.y = _drawn(seed)
+        self.params = [p.detach().clone().requires_grad_() for p in model.parameters()]  # w1, b1, w2, b2 as drawn
+        self.opt = make_optimizer(optimizer, self.params, lr=lr, eps=eps, weight_decay=weight_decay)
+        self.scale = scale
+        self.loss = self._loss()  # at the newest theta; the next step backpropagates it
+        self.thetas, self.losses = [self._flat()], [self.loss.detach()]
+        self.lock = threading.Lock()  # one thread extends the run at a time
+
+    def _loss(self) -> torch.Tensor:
+        """nn.MSELoss of reference_problem's model, computed by the same functions its modules call."""
+        w1, b1, w2, b2 = self.params
+        return F.mse_loss(F.linear(torch.tanh(F.linear(self.x, w1, b1)), w2, b2), self.y)
+
+    def _flat(self) -> torch.Tensor:
+        return torch.cat([p.detach().flatten() for p in self.params])  # as flat(model)
+
+    def upto(self, steps: int) -> tuple[list[float], torch.Tensor, torch.Tensor]:
+        """train()'s losses after `steps` steps, theta_0 and theta_steps (shared tensors: read them, never write)."""
+        with self.lock:
+            while len(self.thetas) <= steps:
+                self.opt.zero_grad()
+                (self.scale * self.loss).backward()  # every gradient is exactly scale times the unscaled one
+                self.opt.step()
+                self.thetas.append(self._flat())
+                self.loss = self._loss()
+                self.losses.append(self.loss.detach())
+            return torch.stack(self.losses[:steps + 1]).tolist(), self.thetas[0], self.thetas[steps]
+
+
+@functools.lru_cache(maxsize=256)  # tens of kB each: the plain runs (s = 1) and the last settings' runs, kept
+def _run(optimizer: str, scale: float, lr: float, eps: float, weight_decay: float | None, seed: int) -> _Run:
+    return _Run(optimizer, scale, lr, eps, weight_decay, seed)
+
+
+def _trained(optimizer: str, scale: float, *, lr: float, steps: int, eps: float = 1e-8,
+             weight_decay: float | None = None, seed: int = 0) -> tuple[list[float], torch.Tensor, torch.Tensor]:
+    """train() on a fresh reference_problem(seed): its losses, theta_0 and theta_steps, shared between callers."""
+    if weight_decay == 0 and optimizer != "adamw":
+        weight_decay = None  # torch's default for all but AdamW: the same run
+    return _run(optimizer, scale, lr, _eps_key(optimizer, eps), weight_decay, seed).upto(steps)
 
 
 def adam_first_step(scale: float, *, lr: float = 0.1, eps: float = 1e-8, seed: int = 0) -> tuple[float, float]:
@@ -137,12 +204,10 @@ def adam_first_step(scale: float, *, lr: float = 0.1, eps: float = 1e-8, seed: i
     """
     moved, frozen = [], 0.0
     for s in (scale, 1.0):
-        model, x, y = reference_problem(seed)
-        start = flat(model)
-        train(model, x, y, optimizer="adam", scale=s, lr=lr, steps=1, eps=eps)
-        moved.append(torch.linalg.vector_norm((flat(model) - start).double()).item())
+        _, start, end = _trained("adam", s, lr=lr, steps=1, eps=eps, seed=seed)
+        moved.append(torch.linalg.vector_norm((end - start).double()).item())
         if s == scale:
-            frozen = (flat(model) == start).double().mean().item()
+            frozen = (end == start).double().mean().item()
     return moved[0] / moved[1], frozen
 
 
@@ -152,10 +217,8 @@ def update_ratio(optimizer: str, scale: float, *, steps: int = 1, seed: int = 0,
     make_optimizer(optimizer, [torch.zeros(1, requires_grad=True)], lr=lr)  # the name check, before any work
     moved = []
     for s in (scale, 1.0):
-        model, x, y = reference_problem(seed)
-        start = flat(model)
-        train(model, x, y, optimizer=optimizer, scale=s, lr=lr, steps=steps, eps=eps)
-        moved.append(torch.linalg.vector_norm(flat(model) - start).item())
+        _, start, end = _trained(optimizer, s, lr=lr, steps=steps, eps=eps, seed=seed)
+        moved.append(torch.linalg.vector_norm(end - start).item())
     return moved[0] / moved[1]
 
 
@@ -165,29 +228,33 @@ def gradient_ratios(scale: float, *, seed: int = 0) -> pd.DataFrame:
     Columns: dtype, parameter, index, grad (of the unscaled loss), ratio. Autograd is linear, so the
     ratio is scale exactly up to rounding; rounding shows most where a gradient is a sum that cancels.
     """
-    rows = []
+    columns = {"dtype": [], "parameter": [], "index": [], "grad": [], "ratio": []}
     for dtype in (torch.float32, torch.float64):
-        grads = []
-        for s in (1.0, scale):
-            model, x, y = reference_problem(seed)
-            model, x, y = model.to(dtype), x.to(dtype), y.to(dtype)
-            (s * nn.MSELoss()(model(x), y)).backward()
-            grads.append({name: p.grad.flatten() for name, p in model.named_parameters()})
-        for name, plain in grads[0].items():
-            ratio = grads[1][name] / plain  # an exact zero in plain would give NaN; chartable() drops it
-            rows += [{"dtype": str(dtype).removeprefix("torch."), "parameter": name, "index": i, "grad": g, "ratio": r}
-                     for i, (g, r) in enumerate(zip(plain.tolist(), ratio.tolist()))]
-    return pd.DataFrame(rows)
+        plain, scaled = _gradients(1.0, dtype, seed), _gradients(scale, dtype, seed)
+        for name, g in plain.items():
+            ratio = scaled[name] / g  # an exact zero in g would give NaN; chartable() drops it
+            columns["dtype"] += [str(dtype).removeprefix("torch.")] * len(g)
+            columns["parameter"] += [name] * len(g)
+            columns["index"] += range(len(g))
+            columns["grad"] += g.tolist()
+            columns["ratio"] += ratio.tolist()
+    return pd.DataFrame(columns)
+
+
+@functools.lru_cache(maxsize=32)  # the plain gradients (s = 1) serve every scale
+def _gradients(scale: float, dtype: torch.dtype, seed: int) -> dict[str, torch.Tensor]:
+    """Each parameter's flattened gradient of scale * MSELoss on reference_problem(seed), computed in dtype.
+    Shared: read them, never change them."""
+    model, x, y = reference_problem(seed)
+    model, x, y = model.to(dtype), x.to(dtype), y.to(dtype)
+    (scale * nn.MSELoss()(model(x), y)).backward()
+    return {name: p.grad.flatten() for name, p in model.named_parameters()}
 
 
 def gradient_cosine(scale: float, *, seed: int = 0) -> float:
     """Cosine between the full gradient of scale * loss and of loss: 1 means the direction is unchanged."""
-    flats = []
-    for s in (1.0, scale):
-        model, x, y = reference_problem(seed)
-        (s * nn.MSELoss()(model(x), y)).backward()
-        flats.append(torch.cat([p.grad.flatten() for p in model.parameters()]).double())
-    a, b = flats  # not F.cosine_similarity: its eps clamps the norms, and at s = 1e-10 the norm is below it
+    a, b = (torch.cat(list(_gradients(s, torch.float32, seed).values())).double() for s in (1.0, scale))
+    # not F.cosine_similarity: its eps clamps the norms, and at s = 1e-10 the norm is below it
     return (a @ b / (torch.linalg.vector_norm(a) * torch.linalg.vector_norm(b))).item()
 
 
@@ -209,11 +276,87 @@ class _Copies(nn.Module):
         self.b2 = nn.Parameter(last.bias.detach().repeat(copies, 1))  # (S, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = torch.tanh(torch.einsum("nd,shd->snh", x, self.w1) + self.b1[:, None, :])  # (S, N, H)
-        return torch.einsum("snh,soh->sno", h, self.w2) + self.b2[:, None, :]  # (S, N, 1)
+        return self.stacked(x, self.w1, self.b1, self.w2, self.b2)
+
+    @staticmethod
+    def stacked(x: torch.Tensor, w1: torch.Tensor, b1: torch.Tensor, w2: torch.Tensor,
+                b2: torch.Tensor) -> torch.Tensor:
+        """The copies' outputs (S, N, 1) for weights stacked as _Copies stacks them."""
+        h = torch.tanh(torch.einsum("nd,shd->snh", x, w1) + b1[:, None, :])  # (S, N, H)
+        return torch.einsum("snh,soh->sno", h, w2) + b2[:, None, :]  # (S, N, 1)
 
     def flat(self) -> torch.Tensor:
         return torch.cat([p.detach().flatten(1) for p in self.parameters()], dim=1)  # (S, P)
+
+
+def _scaled_backward(parts: list[_Copies], x: torch.Tensor, y: torch.Tensor, scales_t: torch.Tensor) -> None:
+    """Each part's gradients of sum_i scales_t[i] * MSELoss(copy i), in one forward and backward pass for all parts.
+
+    The parts (one per optimizer) are stacked along the copy dimension for the pass. Every copy's output and
+    gradient depend on its own weights only, so each part gets the gradients its own pass would give (bit for
+    bit: tests/test_loss_scaling.py), and several optimizers cost about as much as one.
+    """
+    weights = [torch.cat(group) if len(parts) > 1 else group[0] for group in zip(*(c.parameters() for c in parts))]
+    losses = ((_Copies.stacked(x, *weights) - y) ** 2).mean(dim=(1, 2))  # (parts * S,) each copy's MSELoss
+    (scales_t.repeat(len(parts)) * losses).sum().backward()  # copy i's gradient is scales_t[i] * its own
+
+
+def _by_eps(optimizers: tuple[str, ...]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The optimizers that read eps, and those that do not (whose runs every eps can share)."""
+    return tuple(o for o in optimizers if o in EPS_OPTIMIZERS), tuple(o for o in optimizers if o not in EPS_OPTIMIZERS)
+
+
+@functools.lru_cache(maxsize=8)
+def _first_gradients(seed: int, scales: tuple[float, ...]) -> tuple[torch.Tensor, ...]:
+    """The sweep's first gradients, one per _Copies parameter: every optimizer starts from the same weights."""
+    model, x, y = reference_problem(seed)
+    first = _Copies(model, len(scales) + 1)
+    _scaled_backward([first], x, y, torch.tensor((1.0, *scales)))
+    return tuple(p.grad for p in first.parameters())
+
+
+class _SweepRun:
+    """Some optimizers' part of scaling_sweep, trained side by side and kept so that a longer sweep continues it
+    (as _Run does for train()).
+
+    moved[k - 1][j] is ||theta_k - theta_0|| of optimizer j's copies after k steps; frozen[j] is each of its
+    copies' share of weights that the first step left unchanged.
+    """
+
+    def __init__(self, optimizers: tuple[str, ...], lr: float, eps: float, seed: int, scales: tuple[float, ...]):
+        model, self.x, self.y = reference_problem(seed)
+        self.scales_t = torch.tensor((1.0, *scales))  # copy 0 is the plain run every ratio divides by
+        self.parts = [_Copies(model, len(self.scales_t)) for _ in optimizers]
+        self.opts = [make_optimizer(name, c.parameters(), lr=lr, eps=eps) for name, c in zip(optimizers, self.parts)]
+        self.start = self.parts[0].flat()  # every part starts from the same weights
+        for copies, opt in zip(self.parts, self.opts):
+            for p, g in zip(copies.parameters(), _first_gradients(seed, scales)):
+                p.grad = g.clone()
+            opt.step()
+            opt.zero_grad()
+        self.frozen = [(c.flat() == self.start).double().mean(dim=1).tolist() for c in self.parts]  # (S,) each
+        self.moved = [self._moved()]
+        self.lock = threading.Lock()  # one thread extends the run at a time
+
+    def _moved(self) -> list[torch.Tensor]:
+        return [torch.linalg.vector_norm((c.flat() - self.start).double(), dim=1) for c in self.parts]  # (S,) each
+
+    def upto(self, steps: int) -> list[tuple[list[float], list[float]]]:
+        """Per optimizer: each copy's update ratio after `steps` steps (at least one), and its frozen share."""
+        with self.lock:
+            while len(self.moved) < steps:
+                _scaled_backward(self.parts, self.x, self.y, self.scales_t)
+                for opt in self.opts:
+                    opt.step()
+                    opt.zero_grad()
+                self.moved.append(self._moved())
+            moved = self.moved[max(steps, 1) - 1]
+        return [((m / m[0]).tolist(), frozen) for m, frozen in zip(moved, self.frozen)]
+
+
+@functools.lru_cache(maxsize=32)  # two per setting of lr and eps (the Adam family, the rest), a few hundred kB each
+def _sweep_run(optimizers: tuple[str, ...], lr: float, eps: float, seed: int, scales: tuple[float, ...]) -> _SweepRun:
+    return _SweepRun(optimizers, lr, eps, seed, scales)
 
 
 def scaling_sweep(*, lr: float = 0.1, steps: int = 5, eps: float = 1e-8, seed: int = 0,
@@ -222,34 +365,21 @@ def scaling_sweep(*, lr: float = 0.1, steps: int = 5, eps: float = 1e-8, seed: i
 
     Columns: optimizer, scale, update_ratio (as update_ratio() defines it; 0 when rounding froze every
     weight), frozen_fraction (share of parameters with theta_1 == theta_0 exactly after the first step).
+    The runs are kept (_SweepRun): another `steps` continues them, and a new eps retrains only Adam and AdamW.
     """
-    scales_t = torch.tensor((1.0, *scales))  # copy 0 is the plain run every ratio divides by
-    model, x, y = reference_problem(seed)
-
-    def backward(copies: _Copies) -> None:
-        losses = ((copies(x) - y) ** 2).mean(dim=(1, 2))  # (S,) each copy's MSELoss
-        (scales_t * losses).sum().backward()  # copy i's gradient is scales_t[i] * its own
-
-    first = _Copies(model, len(scales_t))
-    backward(first)  # every optimizer starts from the same weights, so its first gradients are these
-    rows = []
+    scales = tuple(scales)
+    found = {}
+    for group in _by_eps(OPTIMIZERS):
+        if group:
+            found.update(zip(group, _sweep_run(group, lr, _eps_key(group[0], eps), seed, scales).upto(steps)))
+    columns = {"optimizer": [], "scale": [], "update_ratio": [], "frozen_fraction": []}
     for name in OPTIMIZERS:
-        copies = _Copies(model, len(scales_t))
-        for p, q in zip(copies.parameters(), first.parameters()):
-            p.grad = q.grad.clone()
-        opt = make_optimizer(name, copies.parameters(), lr=lr, eps=eps)
-        start = copies.flat()
-        opt.step()
-        frozen = (copies.flat() == start).double().mean(dim=1).tolist()  # (S,)
-        for _ in range(steps - 1):
-            opt.zero_grad()
-            backward(copies)
-            opt.step()
-        moved = torch.linalg.vector_norm((copies.flat() - start).double(), dim=1)  # (S,)
-        ratio = (moved / moved[0]).tolist()
-        rows += [{"optimizer": name, "scale": s, "update_ratio": ratio[i + 1], "frozen_fraction": frozen[i + 1]}
-                 for i, s in enumerate(scales)]
-    return pd.DataFrame(rows)
+        ratio, frozen = found[name]
+        columns["optimizer"] += [name] * len(scales)
+        columns["scale"] += scales
+        columns["update_ratio"] += ratio[1:]
+        columns["frozen_fraction"] += frozen[1:]
+    return pd.DataFrame(columns)
 
 
 @dataclass(frozen=True)
@@ -275,17 +405,18 @@ def equivalent_runs(scale: float, *, lr: float = 0.1, steps: int = 20, weight_de
         ADAM_SCALED: ("adam", scale, lr, None),
         ADAM_PLAIN: ("adam", 1.0, lr, None),
     }
-    rows, final = [], {}
+    columns, final = {"step": [], "run": [], "optimizer": [], "loss": []}, {}
     for run, (name, s, run_lr, wd) in plans.items():
-        model, x, y = reference_problem(seed)
-        losses = train(model, x, y, optimizer=name, scale=s, lr=run_lr, steps=steps, eps=eps, weight_decay=wd)
-        rows += [{"step": i, "run": run, "optimizer": name, "loss": v} for i, v in enumerate(losses)]
-        final[run] = flat(model)
+        losses, _, final[run] = _trained(name, s, lr=run_lr, steps=steps, eps=eps, weight_decay=wd, seed=seed)
+        columns["step"] += range(len(losses))
+        columns["run"] += [run] * len(losses)
+        columns["optimizer"] += [name] * len(losses)
+        columns["loss"] += losses
 
     def gap(a: str, b: str) -> float:
         return (final[a] - final[b]).abs().max().item()
 
-    curves = pd.DataFrame(rows)
+    curves = pd.DataFrame(columns)
     diverged = not bool(np.all(np.isfinite(curves.loss)) and curves.loss.max() < DIVERGED)
     return EquivalentRuns(curves, gap(SGD_SCALED, SGD_LR), gap(ADAM_SCALED, ADAM_PLAIN), diverged)
 

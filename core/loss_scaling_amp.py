@@ -10,6 +10,9 @@ gradients here neither flush nor overflow and no scaler is needed; it pays with 
 
 from __future__ import annotations
 
+import functools
+from dataclasses import dataclass
+
 import pandas as pd
 import torch
 from torch import nn
@@ -21,6 +24,12 @@ from core.loss_scaling import flat, reference_problem
 
 def fp16_gradients(seed: int = 0) -> torch.Tensor:
     """A realistic population of gradients: a 32 -> 128 -> 128 -> 10 classifier at init, 22 026 numbers."""
+    return _fp16_gradients(seed).clone()
+
+
+@functools.lru_cache(maxsize=4)
+def _fp16_gradients(seed: int) -> torch.Tensor:
+    """fp16_gradients, computed once per seed. Shared: read it, never change it."""
     model = mlp((32, 128, 128, 10), nn.ReLU, seed=seed)
     x, y = classification_data(256, 32, 10, seed=seed)
     nn.CrossEntropyLoss()(model(x), y).backward()
@@ -29,20 +38,60 @@ def fp16_gradients(seed: int = 0) -> torch.Tensor:
 
 def fp16_histogram(log2_scale: int, *, seed: int = 0) -> pd.DataFrame:
     """Where 2^k times the classifier's gradients land among float16's limits (see core.fp16)."""
-    return fp16.magnitude_histogram(fp16_gradients(seed), 2.0**log2_scale)
+    return fp16.magnitude_histogram(_fp16_gradients(seed), 2.0**log2_scale)
 
 
 def fp16_fates(*, seed: int = 0, log2_scales: range = range(-24, 41)) -> pd.DataFrame:
     """Share of the classifier's gradients flushed to zero or overflowing, for each loss scale 2^k."""
-    return fp16.scale_sweep(fp16_gradients(seed), log2_scales)
+    return fp16.scale_sweep(_fp16_gradients(seed), log2_scales)
 
 
 def grad_scaler_run(*, growth_interval: int = 10, steps: int = 200, seed: int = 0) -> pd.DataFrame:
-    """The real torch.amp.GradScaler training a 32 -> 64 -> 64 -> 10 classifier under float16 autocast (core.fp16)."""
+    """The real torch.amp.GradScaler training a 32 -> 64 -> 64 -> 10 classifier under float16 autocast (core.fp16).
+
+    Until the scaler first grows its scale (after growth_interval clean steps in a row), the run is the run whose
+    scale never grows (_steady_run); from there it continues from that run's weights with the doubled scale.
+    """
+    steady = _steady_run(steps, seed)
+    if growth_interval < 1 or growth_interval not in steady.streak:  # the scale never grows within the run
+        return steady.trace.copy()
+    grows = steady.streak.index(growth_interval)  # after this step (counted from 0) the scale doubles
+    if grows + 1 == steps:
+        return steady.trace.copy()
+    model, batches = _classifier(steps, seed)
+    with torch.no_grad():
+        for p, saved in zip(model.parameters(), steady.weights[grows + 1]):
+            p.copy_(saved)
+    rest = fp16.grad_scaler_trace(model, batches[grows + 1:], lr=0.1, init_scale=2 * steady.trace.scale[grows],
+                                  growth_interval=growth_interval, first_step=grows + 2)
+    return pd.concat([steady.trace.iloc[:grows + 1], rest], ignore_index=True)
+
+
+def _classifier(steps: int, seed: int) -> tuple[nn.Sequential, list[tuple[torch.Tensor, torch.Tensor]]]:
     model = mlp((32, 64, 64, 10), nn.ReLU, seed=seed)
     x, y = classification_data(32 * steps, 32, 10, seed=seed)
-    batches = list(zip(x.split(32), y.split(32)))
-    return fp16.grad_scaler_trace(model, batches, lr=0.1, growth_interval=growth_interval)
+    return model, list(zip(x.split(32), y.split(32)))
+
+
+@dataclass(frozen=True)
+class _SteadyRun:
+    trace: pd.DataFrame  # grad_scaler_run's columns for the run whose scale never grows
+    streak: list[int]  # after each step, the clean steps in a row so far (GradScaler's growth tracker)
+    weights: list[tuple[torch.Tensor, ...]]  # the parameters before the first step and after each step
+
+
+@functools.lru_cache(maxsize=2)  # a few MB each: every growth_interval at one seed shares one
+def _steady_run(steps: int, seed: int) -> _SteadyRun:
+    """grad_scaler_run with a growth_interval longer than the run: the first steps of the run at every interval."""
+    model, batches = _classifier(steps, seed)
+    weights = [tuple(p.detach().clone() for p in model.parameters())]
+    trace = fp16.grad_scaler_trace(model, batches, lr=0.1, growth_interval=steps + 1,
+                                   on_step=lambda m: weights.append(tuple(p.detach().clone() for p in m.parameters())))
+    streak, clean = [], 0
+    for skipped in trace.skipped:
+        clean = 0 if skipped else clean + 1
+        streak.append(clean)
+    return _SteadyRun(trace, streak, weights)
 
 
 def scaler_update_gap(*, seed: int = 0) -> float:
@@ -114,7 +163,14 @@ def _norm(params) -> float:
 
 def clipping_routes(max_norm: float, *, seed: int = 0) -> pd.DataFrame:
     """clipping_run for every route, one frame."""
-    return pd.concat([clipping_run(max_norm, route=r, seed=seed) for r in ROUTES], ignore_index=True)
+    return pd.concat([_unclipped(seed) if r == "no clipping" else clipping_run(max_norm, route=r, seed=seed)
+                      for r in ROUTES], ignore_index=True)
+
+
+@functools.lru_cache(maxsize=4)
+def _unclipped(seed: int) -> pd.DataFrame:
+    """The route that never clips, the same at every max_norm. Shared: read it, never change it."""
+    return clipping_run(1.0, route="no clipping", seed=seed)
 
 
 def autocast_grad_dtypes(seed: int = 0) -> dict[str, str]:
@@ -140,7 +196,7 @@ def format_sweep(*, seed: int = 0, log2_scales: range = range(-24, 41)) -> pd.Da
 
     Columns: log2_scale, dtype, lost, rel_error.
     """
-    grads = fp16_gradients(seed)
+    grads = _fp16_gradients(seed)
     grads = grads[grads != 0].double()
     rows = []
     for k in log2_scales:

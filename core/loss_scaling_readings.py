@@ -52,7 +52,7 @@ def prefix_scale(sweep, optimizer: str, holds) -> float | None:
     """The largest swept s such that `holds(row)` at every swept scale up to s (None if not at the smallest)."""
     rows = sweep[sweep.optimizer == optimizer].sort_values("scale")
     found = None
-    for _, row in rows.iterrows():
+    for row in rows.itertuples(index=False):
         if not holds(row):
             break
         found = float(row.scale)

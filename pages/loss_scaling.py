@@ -58,7 +58,7 @@ page.figure("clipping")
 page.readout("clipping")
 
 page.misconceptions()
-page.show_code(core.train, core.gradient_ratios, core.update_outcome, core._moved, core.scaling_sweep,
+page.show_code(core.train, core._Run, core.gradient_ratios, core.update_outcome, core._moved, core.scaling_sweep,
                core.equivalent_runs, loss_scaling_decay.decay_sweep, loss_scaling_decay.adam_decay_identity,
                core.adam_first_step,
                core.fp16_underflow_fraction, fp16.scale_sweep, fp16.grad_scaler_trace,

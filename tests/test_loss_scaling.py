@@ -250,3 +250,95 @@ def test_the_shared_first_backward_pass_changes_no_number(steps, eps, seed):
     settings = {"lr": 0.1, "steps": steps, "eps": eps, "seed": seed, "scales": ls.SWEEP_SCALES}
     pd.testing.assert_frame_equal(ls.scaling_sweep(**settings), _sweep_one_optimizer_at_a_time(**settings),
                                   check_exact=True)
+
+
+@pytest.mark.parametrize("weight_decay", [0.05, 0.0])  # 0.0 shares the run without weight_decay but AdamW's
+@pytest.mark.parametrize("optimizer", ls.OPTIMIZERS)
+def test_a_run_continued_from_a_shorter_one_is_the_run_trained_from_scratch(optimizer, weight_decay):
+    """update_outcome and equivalent_runs keep each run and extend it when `steps` grows: bit for bit train()'s run."""
+    settings = {"lr": 0.0123, "eps": 1e-6, "weight_decay": weight_decay}
+    for steps in (3, 7, 2):  # the 7-step run continues the 3-step one; the 2-step one is read from it
+        losses, start, end = ls._trained(optimizer, 0.01, steps=steps, seed=1, **settings)
+        model, x, y = ls.reference_problem(1)
+        assert torch.equal(start, ls.flat(model))
+        expected = ls.train(model, x, y, optimizer=optimizer, scale=0.01, steps=steps, **settings)
+        assert losses == expected, steps
+        assert torch.equal(end, ls.flat(model)), steps
+
+
+def test_a_shorter_sweep_read_from_a_longer_one_changes_no_number():
+    settings = {"lr": 0.0456, "eps": 1e-7, "seed": 1, "scales": ls.SWEEP_SCALES}
+    ls.scaling_sweep(steps=4, **settings)
+    pd.testing.assert_frame_equal(ls.scaling_sweep(steps=2, **settings),
+                                  _sweep_one_optimizer_at_a_time(steps=2, **settings), check_exact=True)
+
+
+def _decay_one_optimizer_at_a_time(weight_decay, *, lr, eps, seed):
+    from core import loss_scaling_decay as decay
+
+    scales_t = torch.tensor((1.0, *decay.DECAY_SCALES))
+    rows = []
+    for name in decay.DECAY_OPTIMIZERS:
+        model, x, y = ls.reference_problem(seed)
+        copies = ls._Copies(model, len(scales_t))
+        opt = ls.make_optimizer(name, copies.parameters(), lr=lr, eps=eps, weight_decay=weight_decay)
+        start = copies.flat()
+        for _ in range(decay.DECAY_STEPS):
+            opt.zero_grad()
+            (scales_t * ((copies(x) - y) ** 2).mean(dim=(1, 2))).sum().backward()
+            opt.step()
+        moved = torch.linalg.vector_norm((copies.flat() - start).double(), dim=1)
+        ratio = (moved / moved[0]).tolist()
+        rows += [{"optimizer": name, "scale": s, "update_ratio": ratio[i + 1]}
+                 for i, s in enumerate(decay.DECAY_SCALES)]
+    return pd.DataFrame(rows)
+
+
+@pytest.mark.parametrize(("weight_decay", "lr", "eps", "seed"), [(0.1, 0.1, 1e-8, 0), (0.5, 1.0, 1e-3, 2)])
+def test_the_decay_sweeps_shared_pass_changes_no_number(weight_decay, lr, eps, seed):
+    """The four decay optimizers share each forward and backward pass: bit for bit their separate runs."""
+    from core import loss_scaling_decay as decay
+
+    pd.testing.assert_frame_equal(decay.decay_sweep(weight_decay, lr=lr, eps=eps, seed=seed),
+                                  _decay_one_optimizer_at_a_time(weight_decay, lr=lr, eps=eps, seed=seed),
+                                  check_exact=True)
+
+
+def _grad_scaler_from_scratch(growth_interval, steps, seed):
+    """The GradScaler loop in full, inf/NaN found by looking at every gradient."""
+    from core.data import classification_data, mlp
+
+    model = mlp((32, 64, 64, 10), nn.ReLU, seed=seed)
+    x, y = classification_data(32 * steps, 32, 10, seed=seed)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    scaler = torch.amp.GradScaler("cpu", init_scale=2.0**16, growth_interval=growth_interval)
+    rows = []
+    for step, (xb, yb) in enumerate(zip(x.split(32), y.split(32)), start=1):
+        optimizer.zero_grad()
+        with torch.autocast("cpu", dtype=torch.float16):
+            logits = model(xb)
+        loss = nn.CrossEntropyLoss()(logits.float(), yb)
+        scale = scaler.get_scale()
+        scaler.scale(loss).backward()
+        found_inf = not all(torch.isfinite(p.grad).all() for p in model.parameters())
+        scaler.step(optimizer)
+        scaler.update()
+        rows.append({"step": step, "scale": scale, "skipped": found_inf, "loss": loss.item()})
+    return pd.DataFrame(rows)
+
+
+@pytest.mark.parametrize("growth_interval", [1, 3, 17, 39, 40, 100])
+def test_grad_scaler_run_continued_from_the_steady_run_is_the_full_run(growth_interval):
+    """grad_scaler_run starts from the run whose scale never grows and continues it from the first growth."""
+    steps = 40
+    pd.testing.assert_frame_equal(ls.grad_scaler_run(growth_interval=growth_interval, steps=steps, seed=1),
+                                  _grad_scaler_from_scratch(growth_interval, steps, 1), check_exact=True)
+
+
+def test_the_unclipped_route_is_the_same_at_every_max_norm():
+    from core import loss_scaling_amp as amp
+
+    for max_norm in (1e-3, 1.0, 1e3):
+        separate = [amp.clipping_run(max_norm, route=r, seed=1) for r in amp.ROUTES]
+        pd.testing.assert_frame_equal(amp.clipping_routes(max_norm, seed=1), pd.concat(separate, ignore_index=True),
+                                      check_exact=True)
