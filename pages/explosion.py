@@ -10,41 +10,53 @@ page = ui.Page("explosion", core.CONTROLS, FIGURES)
 page.header()
 page.predict()
 
+
 # 1. Through depth
-page.experiment("depth")
-page.controls("activation", "depth", "init_gain")
-page.figure("layers")
-page.figure("gain_sweep")
-page.readout("depth")
+@page.experiment("depth")
+def _depth():
+    page.controls("activation", "depth", "init_gain")
+    page.figure("layers")
+    page.figure("gain_sweep")
+    page.readout("depth")
+
 
 # 2. Through time
-page.experiment("time")
-page.controls("seq_len", "spectral_radius", "nonlinearity")
-page.figure("time")
-page.readout("time")
+@page.experiment("time")
+def _time():
+    page.controls("seq_len", "spectral_radius", "nonlinearity")
+    page.figure("time")
+    page.readout("time")
+
 
 # 3. A learning rate that blows up, with and without clipping
-page.experiment("clipping")
-page.controls("lr", "threshold", "steps")
-page.figure("training_loss")
-page.figure("training_norms")
-page.readout("clipping")
+@page.experiment("clipping")
+def _clipping():
+    page.controls("lr", "threshold", "steps")
+    page.figure("training_loss")
+    page.figure("training_norms")
+    page.readout("clipping")
+
 
 # 4. Norm clipping keeps the direction, value clipping turns it
-page.experiment("direction")
-page.controls("g_x", "g_y")
-page.figure("clip_2d")
-page.readout("direction")
+@page.experiment("direction")
+def _direction():
+    page.controls("g_x", "g_y")
+    page.figure("clip_2d")
+    page.readout("direction")
+
 
 # 5. Surviving one non-finite step
-page.experiment("survival")
-page.figure("survival")
-page.readout("survival")
+@page.experiment("survival")
+def _survival():
+    page.figure("survival")
+    page.readout("survival")
+
 
 # 6. Residual connections, at experiment 1's depth, gain and activation
-page.experiment("residual")
-page.figure("residual")
-page.readout("residual")
+@page.experiment("residual")
+def _residual():
+    page.figure("residual")
+    page.readout("residual")
 
 # Misconceptions: experiment 1's net under every activation, clipped, and one sample at a time
 page.misconceptions()

@@ -8,10 +8,55 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pyarrow as pa
-from streamlit.testing.v1 import AppTest
+from streamlit.testing.v1 import AppTest, app_test
+from streamlit.testing.v1.element_tree import parse_tree_from_messages
+from streamlit.testing.v1.local_script_runner import LocalScriptRunner
 
 ROOT = Path(__file__).resolve().parent.parent
 TIMEOUT = 180  # seconds for one script run under AppTest: a cold cache on a slow 2-core machine
+
+
+class _BrowserView(LocalScriptRunner):
+    """AppTest's runner, keeping the page as a browser does across fragment runs.
+
+    AppTest builds its element tree from the last run's messages only. After a run of some fragments alone (a
+    control's callback reruns only the parts of the page that read it), that is those parts and nothing else, and
+    the next interaction would send the widget states of those parts alone. A browser keeps every other element and
+    replaces the elements of the fragments that ran; so does this view (messages kept per session, by delta path).
+    """
+
+    _views: dict[int, dict[tuple[int, ...], object]] = {}
+    _partial: dict[int, bool] = {}
+
+    def __init__(self, script_path, session_state, *args, **kwargs):
+        super().__init__(script_path, session_state, *args, **kwargs)
+        self._session = id(session_state)  # AppTest's own, the same object in every run of one AppTest
+
+    def run(self, *args, **kwargs):
+        tree = super().run(*args, **kwargs)
+        started = [data for event, data in zip(self.events, self.event_data) if event.name == "SCRIPT_STARTED"]
+        ran = set((started[-1].get("fragment_ids_this_run") or ()) if started else ())
+        self._partial[self._session] = bool(ran)
+        deltas = {tuple(m.metadata.delta_path): m for m in self.forward_msgs() if m.HasField("delta")}
+        view = self._views.get(self._session)
+        if ran and view is not None:
+            kept = {path: m for path, m in view.items() if m.delta.fragment_id not in ran}
+            deltas = {**kept, **deltas}
+            tree = parse_tree_from_messages([deltas[path] for path in sorted(deltas)])
+        self._views.pop(self._session, None)
+        self._views[self._session] = deltas
+        while len(self._views) > 64:  # the AppTests of a test or two: older ones are gone
+            self._partial.pop(next(iter(self._views)), None)
+            del self._views[next(iter(self._views))]
+        return tree
+
+
+app_test.LocalScriptRunner = _BrowserView
+
+
+def ran_parts(at: AppTest) -> bool:
+    """Whether the last run of at ran some fragments alone, not the whole page."""
+    return _BrowserView._partial.get(id(at._session_state), False)
 
 
 def open_page(path: str, query: dict[str, str] | None = None) -> AppTest:
@@ -22,6 +67,25 @@ def open_page(path: str, query: dict[str, str] | None = None) -> AppTest:
     if path != "pages/home.py":
         at.switch_page(path).run()
     return at
+
+
+CONTENT = ("markdown", "vega_lite_chart", "metric", "alert", "warning", "success", "info", "error", "caption", "code",
+           "text", "html", "header", "subheader", "title", "exception")
+
+
+def page_view(at: AppTest) -> list[tuple[str, str]]:
+    """Every element that shows something (not the widgets), in page order, with everything it shows."""
+    out: list[tuple[str, str]] = []
+
+    def walk(node) -> None:
+        kind = getattr(node, "type", "")
+        if kind in CONTENT:
+            out.append((kind, str(getattr(node, "proto", ""))))
+        for child in (getattr(node, "children", None) or {}).values():
+            walk(child)
+
+    walk(at._tree)
+    return out
 
 
 def charts(at: AppTest) -> list:

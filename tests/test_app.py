@@ -15,7 +15,7 @@ from content import words
 from core.controls import preset_settings
 from core.figures import registry
 from core.registry import PAGES
-from tests.helpers import charts, nonfinite_cells, open_page, walk_marks
+from tests.helpers import charts, nonfinite_cells, open_page, page_view, ran_parts, walk_marks
 from ui import PRESENT_HEIGHT
 from ui.controls import preset_query
 
@@ -107,6 +107,14 @@ def test_deep_link_lands_on_its_state(page, control, value):
     assert_healthy(at, page)
     assert at.session_state[f"{page.name}_{control.key}"] == value
     assert link_notes(at) == []  # an accepted value gets no note
+    # Moving the control there on an open page reruns only the parts that read it (ui.Page._moved); what the page
+    # then shows is what the link draws in a full run, element for element: no part that reads it was left out.
+    moved = open_page(page.path)
+    widget = moved.get("slider") + moved.get("selectbox") + moved.get("toggle") + moved.get("number_input")
+    (target,) = [w for w in widget if w.key == f"{page.name}_{control.key}"]
+    target.set_value(value).run()
+    assert ran_parts(moved)  # the partial rerun, not a full one
+    assert page_view(moved) == page_view(at)
 
 
 def link_notes(at) -> list[str]:

@@ -5,13 +5,19 @@ A concept page reads like a description of its UI:
     page = ui.Page("loss_scaling", core.CONTROLS, FIGURES)
     page.header()                      # 1. the question
     page.predict()                     # 2. predict first, 3. the short answer
-    page.experiment("update")          # 4. an experiment: heading ...
-    s = page.control("scale_exp")      #    ... its controls (bound to the URL) ...
-    df = page.figure("sweep")          #    ... one figure: cached core call, chart, CSV and SVG ...
-    page.reading("update", ratio=...)  #    ... and the paragraph that reads it
+
+    @page.experiment("update")         # 4. an experiment: heading, then its body ...
+    def update():
+        page.control("scale_exp")      #    ... its controls (bound to the URL) ...
+        page.figure("sweep")           #    ... one figure: cached core call, chart, CSV and SVG ...
+        page.readout("update")         #    ... and its live numbers and the paragraphs that read them
+
     page.misconceptions()              # 5. each wrong claim beside its live number (READINGS in core)
     page.show_code(core.sweep)         # 6. the source of the very function that ran
     page.takeaways()                   # 7. takeaways and references
+
+An experiment's body is a fragment: a control that moves reruns the parts of the page that read it (its
+experiment, any other that reads it, the misconceptions, the share link), not the whole page (Page._moved).
 
 Everything with words takes them from content/<lang>/<page>.toml.
 """
@@ -126,14 +132,14 @@ METRICS_PER_ROW = 3
 
 
 def predict_reasons(templates: Any, reader: Callable[..., Readout] | None, settings: dict,
-                    page: str = "") -> list[str] | None:
+                    page: str = "", read: set[str] | None = None) -> list[str] | None:
     """Each option's reason, filled with the reader's live values; None when the page has none yet."""
     if not templates:
         return None
     values: dict[str, Any] = {}
     if reader is not None:
         try:
-            said = readout(page, "predict", reader, settings)
+            said = readout(page, "predict", reader, settings, read)
             values = next((dict(r.values) for r in said.readings if r.key == "predict.why"), {})
         except Exception:  # a page whose reader is still being written keeps its generic lines
             return None
@@ -165,6 +171,11 @@ class Page:
         links.correct(f"{name}_", controls, name)  # before any widget seeds from the link
         self.section = _section(name)
         self.hidden = False  # inside an experiment an embed leaves out: compute, draw nothing
+        # Parts of the page that rerun alone (st.fragment, keyed f"{name}_{part}") and the settings each read in its
+        # last run. Presentation mode draws whole pages: its pinned blocks span experiments.
+        self.fragments = not self.present
+        self.reads: dict[str, set[str]] = {}
+        self._reading: set[str] | None = None
         self._slots = 0
         # Presentation mode: the open experiment's block, its pinned controls, and the controls drawn in it
         self._block: Any = None
@@ -179,18 +190,19 @@ class Page:
         st.html(f'<span class="gl-page gl-page-{name}"></span>')
         self.prefetch()
 
-    def prefetch(self) -> None:
+    def prefetch(self, moved: str | None = None) -> None:
         """Start every figure of the page computing at once, in the background, before the page asks for them.
 
         The settings the page will draw are known now (from the session and the link), so the figures'
         experiments run side by side in the worker processes while the script draws the page, and each
-        page.figure(...) waits only for what is not finished yet.
+        page.figure(...) waits only for what is not finished yet. With `moved`, only the figures that read it.
         """
         if not self.figures or pool() is None:
             return
         for name, figure in self.figures.items():
-            background(prefetch_figure, self.name, name, dict(figure.view(self.settings)), self.present,
-                       content.current())
+            if moved is None or moved in (*figure.inputs, *figure.chart_inputs):
+                background(prefetch_figure, self.name, name, dict(figure.view(self.settings)), self.present,
+                           content.current())
 
     # 1. The question, and the page's presets
     def header(self) -> None:
@@ -202,6 +214,11 @@ class Page:
         if not self.present:
             st.markdown(f"> {self.words['question']}")
             self.contents()
+        self._part("head", self._head)
+
+    def _head(self) -> None:
+        """The presets (the one the controls match is marked) and the share link: they read every control."""
+        self._note(self._keys)
         if self.presets:
             presets_block(self.name, self.table, self.presets, self.words, self.settings, self.seed, self.present)
         self.share()
@@ -247,8 +264,8 @@ class Page:
             if judged == "" and choice is None:
                 st.info(APP["predict.choose_first"])
             shown = judged is not None and judged != "" and judged == choice
-            if shown:
-                self._feedback(options, options.index(choice))
+            if shown:  # its live numbers read the controls: it reruns with them
+                self._part("predict", lambda: self._feedback(options, options.index(choice)))
             if (shown or hurry) and not self.present:
                 st.markdown(f"**{APP['predict.short_answer']}** {w('short_answer', **values)}")
 
@@ -257,24 +274,71 @@ class Page:
         right = chosen == answer
         lines = [APP("predict.right_named" if right else "predict.wrong_named", answer=options[answer])]
         why = predict_reasons(self.words.get("predict.why"), self.readers.get("predict"), dict(self.settings),
-                              self.name)
+                              self.name, self._reading)
         if why and chosen < len(why):
             lines.append(why[chosen])
         else:
             lines.append(APP["predict.right" if right else "predict.wrong"])
         (st.success if right else st.warning)("\n\n".join(lines))
 
+    # Parts that rerun alone
+    def _part(self, part: str, body: Callable[[], None]) -> None:
+        """Draw body as a fragment keyed f"{page}_{part}", noting the settings it reads (self.reads)."""
+        key = f"{self.name}_{part}"
+
+        def draw() -> None:
+            outer, hidden = self._reading, self.hidden
+            self._reading = self.reads[key] = set()
+            self.hidden = False  # a rerun of this part alone finds the flag where the page's last part left it
+            try:
+                body()
+            finally:
+                self._reading, self.hidden = outer, hidden
+
+        if self.fragments:
+            st.fragment(draw, key=key)()
+        else:
+            draw()
+
+    def _note(self, keys: Any) -> None:
+        if self._reading is not None:
+            self._reading.update(keys)
+
+    def _moved(self, key: str) -> None:
+        """A control's callback: rerun only the parts of the page that read it in their last run.
+
+        The experiment that draws it, any other experiment whose figures or readout read it, the misconceptions,
+        the predict feedback, the presets and the share link: each noted what it read (figures their declared
+        inputs, readouts the keys their reader touched), so a part that does not read the control keeps what it
+        shows, and what it shows is still true. The new value is set here first, for parts drawn elsewhere.
+        """
+        self.settings[key] = st.session_state[f"{self.name}_{key}"]
+        parts = [part for part, keys in self.reads.items() if key in keys]
+        if parts:
+            self.prefetch(key)  # the parts rerun one after another; their figures compute side by side
+            st.rerun(scope=parts)
+
     # 4. Experiments
-    def experiment(self, key: str) -> None:
-        self.hidden = bool(self.section) and key != self.section
-        if self.hidden:
-            return
-        if self.present:
-            self._open_block(key)
-        st.header(self.words[f"experiments.{key}.title"], divider="gray", anchor=key)
-        intro = self.words.get(f"experiments.{key}.intro")
-        if intro and not self.present:
-            st.markdown(intro)
+    def experiment(self, key: str) -> Callable[[Callable[[], None]], Callable[[], None]]:
+        """Experiment `key`: its heading and intro, then its body (controls, figures, readout), drawn at once.
+
+        The body is a part of its own (self._part): moving one of its controls reruns it, not the page.
+        """
+        def draw(body: Callable[[], None]) -> Callable[[], None]:
+            self.hidden = bool(self.section) and key != self.section
+            if self.hidden:  # an embed of another experiment: the values still feed what follows, nothing drawn
+                body()
+                return body
+            if self.present:
+                self._open_block(key)
+            st.header(self.words[f"experiments.{key}.title"], divider="gray", anchor=key)
+            intro = self.words.get(f"experiments.{key}.intro")
+            if intro and not self.present:
+                st.markdown(intro)
+            self._part(key, body)
+            return body
+
+        return draw
 
     def _open_block(self, key: str) -> None:
         """Presentation mode: the experiment's header, controls and charts in one block, in which its controls stay
@@ -330,8 +394,10 @@ class Page:
         if self.hidden:  # an embed's other experiments: the value still feeds what follows, no widget drawn
             self.settings[key] = links.link_value(f"{self.name}_", control)
         else:
-            self.settings[key] = render(self.name, control, self.words)
+            on_change = functools.partial(self._moved, key) if self.fragments else None
+            self.settings[key] = render(self.name, control, self.words, on_change)
             self._drawn.add(key)
+            self._note((key,))
         return self.settings[key]
 
     def controls(self, *keys: str) -> tuple[Any, ...]:
@@ -355,6 +421,7 @@ class Page:
         marker rebuilds a chart without rerunning its experiment.
         """
         figure = self.figures[name]
+        self._note((*figure.inputs, *figure.chart_inputs))
         data = run(figure.data, **figure.arguments(self.settings))
         if self.hidden:
             return data
@@ -403,7 +470,7 @@ class Page:
 
         The reader gets the page's own cached run, so it reuses what the figures computed.
         """
-        said = readout(self.name, key, self.readers[key], self.settings)
+        said = readout(self.name, key, self.readers[key], self.settings, self._reading)
         self.show(said)
         return said
 
@@ -446,9 +513,13 @@ class Page:
         self._close_block()
         if self.present or self.section:
             return
-        reader = self.readers.get("misconceptions")
-        values = evidence(readout(self.name, "misconceptions", reader, self.settings), self.words) if reader else {}
         st.header(APP["misconceptions.title"], divider="gray", anchor="misconceptions")
+        self._part("misconceptions", self._claims)
+
+    def _claims(self) -> None:
+        reader = self.readers.get("misconceptions")
+        values = (evidence(readout(self.name, "misconceptions", reader, self.settings, self._reading), self.words)
+                  if reader else {})
         for item in self.words["misconceptions"]:
             with st.container(border=True):
                 st.markdown(f"**{APP['misconceptions.claim']}** ~~{item['claim']}~~")

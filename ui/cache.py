@@ -186,14 +186,15 @@ _READ_SETS_LOCK = threading.Lock()
 MAX_READ_SETS = 8  # per reader: a reader reads the same keys at almost every setting
 
 
-def readout(page: str, key: str, reader: Callable, settings: dict) -> Any:
+def readout(page: str, key: str, reader: Callable, settings: dict, read: set[str] | None = None) -> Any:
     """reader(settings, run), shared and bounded like a core result, and keyed by only the settings it reads.
 
     A reader is a pure function of the settings it reads and of core results that are themselves pure functions
     of those, so two runs that read the same keys with the same values say the same thing. Each run notes which
     keys it read; a later call whose values agree on one of the noted sets is a hit, whatever the other controls
     say. A slider that moves one experiment leaves every other experiment's readout cached: its pandas work runs
-    once per setting for the whole class, not once per session and rerun.
+    once per setting for the whole class, not once per session and rerun. `read`, if given, receives the keys
+    this answer depends on: the page reruns the readout when one of them moves, and only then.
     """
     with _READ_SETS_LOCK:
         known = list(_READ_SETS.get((page, key), ()))
@@ -201,10 +202,14 @@ def readout(page: str, key: str, reader: Callable, settings: dict) -> Any:
         if all(k in settings for k in keys):
             found = CACHE.peek(("readout", page, key, tuple((k, settings[k]) for k in keys)))
             if found is not None:
+                if read is not None:
+                    read.update(keys)
                 return found
     reads = _Reads(settings)
     value = reader(reads, run)
     keys = tuple(sorted(reads.read))
+    if read is not None:
+        read.update(keys)
     with _READ_SETS_LOCK:
         sets = _READ_SETS.setdefault((page, key), [])
         if keys not in sets:

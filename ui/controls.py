@@ -8,6 +8,7 @@ seeds from a value it can take, and the page says at its top what was changed.
 from __future__ import annotations
 
 import html
+from collections.abc import Callable
 from typing import Any
 
 import streamlit as st
@@ -19,10 +20,11 @@ from ui.links import carried_language, view_query
 APP = words("app")
 
 
-def render(page: str, control: Control, page_words: Words) -> Any:
+def render(page: str, control: Control, page_words: Words, on_change: Callable[[], None] | None = None) -> Any:
     key = f"{page}_{control.key}"
     label = page_words[f"controls.{control.key}.label"]
-    common = {"key": key, "bind": "query-params", "help": page_words.get(f"controls.{control.key}.help")}
+    common = {"key": key, "bind": "query-params", "help": page_words.get(f"controls.{control.key}.help"),
+              "on_change": on_change}
     if control.kind == "select":
         return st.selectbox(label, control.options, index=control.options.index(control.default), **common)
     if control.kind == "toggle":
@@ -57,6 +59,7 @@ def presets_block(page: str, controls: tuple[Control, ...], presets: dict[str, d
         for name, value in preset_settings(controls, presets, chosen).items():
             st.session_state[f"{page}_{name}"] = value  # bound widgets take it, and write it to the URL
         st.session_state[key] = None  # a preset is an action, not a state: the controls now hold it
+        st.rerun()  # every control moved: the whole page, not only the part these pills are drawn in
 
     active = active_preset(controls, presets, values)
     st.pills(APP["presets.label"], list(presets), key=key, on_change=apply, help=APP["presets.help"],
