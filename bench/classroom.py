@@ -651,9 +651,9 @@ def report(args: argparse.Namespace, phases: list[Phase], summaries: list[Summar
     if every:
         lines += ["### One student in a real browser", "",
                   "bench/redraw.py, after the classes, on a server of its own: Chromium (headless) at 1280x900 opens "
-                  "each page once, then on each page focuses a slider, presses an arrow key and times, inside the page, "
-                  "from the key going down until the run it starts has finished and the browser has painted the next "
-                  "frame.", "",
+                  "each page once, then on each page focuses a slider, presses an arrow key and times, inside the "
+                  "page, from the key going down until the run it starts has finished and the browser has painted "
+                  "the next frame.", "",
                   redraw_summary(redraw), ""]
     soak = next((p for p in phases if p.name == "soak"), None)
     if soak:
