@@ -58,6 +58,16 @@ def arrow_on_malloc() -> bool:
     return True
 
 
+def own_bytes() -> int | None:
+    """The memory only this process holds (its private pages: what ending it would give back), None where /proc
+    cannot say. A forked worker's pages that it still shares with the fork server do not count."""
+    try:
+        with open("/proc/self/smaps_rollup", encoding="ascii") as rollup:
+            return 1024 * sum(int(line.split()[1]) for line in rollup if line.startswith("Private_"))
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def keep_trimmed(interval: float = INTERVAL) -> bool:
     """Start this process's trimming thread (once per process; a forked child starts its own). False where the
     C library cannot trim."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gc
 import importlib
+import time
 from typing import Any
 
 import pandas as pd
@@ -32,6 +33,22 @@ def start() -> None:
     the memory a job freed given back to the system (core.heap)."""
     altair_speed.unchecked()
     heap.keep_trimmed()
+
+
+MEASURE_EVERY = 2.0  # seconds: a worker reads its own memory (a few ms) at most this often
+_measured = -MEASURE_EVERY
+
+
+def job(fn: Any, args: tuple, kwargs: dict) -> tuple[Any, int | None]:
+    """A pool's job (ui.workers): (fn(*args, **kwargs), this worker's own memory in bytes before it ran), the memory
+    read after giving back what earlier jobs freed, and only every MEASURE_EVERY seconds (None between)."""
+    global _measured
+    own = None
+    if time.monotonic() - _measured >= MEASURE_EVERY:
+        heap.trim()  # what the last job freed is not this worker's to keep
+        own = heap.own_bytes()
+        _measured = time.monotonic()
+    return fn(*args, **kwargs), own
 
 
 def chart_spec(page: str, name: str, data: pd.DataFrame, view: dict[str, Any], *, present: bool = False,

@@ -236,22 +236,48 @@ def test_the_pool_serves_the_run_that_began_first():
     from ui.workers import Turns
 
     turns, served, lock = Turns(1), [], threading.Lock()
-    turns.take(0.0)  # the one place is busy
+    place = turns.take(0.0)  # the one place is busy
     waiting = []
     for moment in (3.0, 1.0, 2.0):  # they ask in this order; the run that began at 1.0 is the oldest
         def job(moment=moment):
-            turns.take(moment)
+            mine = turns.take(moment)
             with lock:
-                served.append(moment)
-            turns.give_back()
+                served.append((moment, mine))
+            turns.give_back(mine)
         t = threading.Thread(target=job)
         t.start()
         waiting.append(t)
         time.sleep(0.05)  # each is queued before the next asks
-    turns.give_back()
+    turns.give_back(place)
     for t in waiting:
         t.join(timeout=5)
-    assert served == [1.0, 2.0, 3.0]
+    assert served == [(1.0, place), (2.0, place), (3.0, place)]
+
+
+def test_each_place_is_held_by_one_job_at_a_time():
+    """A place is one worker process: two jobs never hold the same place at once, and every place is used."""
+    from ui.workers import Turns
+
+    turns, lock, holding, seen, clashes = Turns(3), threading.Lock(), set(), set(), []
+
+    def job(moment: float) -> None:
+        place = turns.take(moment)
+        with lock:
+            if place in holding:
+                clashes.append(place)
+            holding.add(place)
+            seen.add(place)
+        time.sleep(0.01)
+        with lock:
+            holding.discard(place)
+        turns.give_back(place)
+
+    threads = [threading.Thread(target=job, args=(i % 7,)) for i in range(40)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=10)
+    assert clashes == [] and seen == {0, 1, 2}
 
 
 def test_a_background_job_keeps_the_turn_of_the_run_that_started_it():

@@ -37,3 +37,18 @@ def imported(module: str) -> bool:
     import sys
 
     return module in sys.modules
+
+
+_held: list[bytearray] = []
+
+
+def hold(megabytes: int) -> None:
+    """Keep megabytes of written memory in this worker, as a growing cache would."""
+    _held.append(bytearray(b"x" * (megabytes << 20)))
+
+
+def measure_every_job() -> None:
+    """Make this worker read its own memory before every job (core.worker.job), not every few seconds."""
+    from core import worker
+
+    worker.MEASURE_EVERY = 0.0

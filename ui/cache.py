@@ -6,8 +6,11 @@ instead of starting its own), kept while it is used, and handed to every session
 results are never changed in place (pandas copies on write), so nothing is copied or pickled on a hit, which
 st.cache_data does on every one.
 
-The cache is bounded twice, by entries and by bytes (each result's pickled size), least recently used first,
-so a demo that runs for weeks holds at most MAX_BYTES. A miss is computed by ui.workers, in a worker process.
+The cache is bounded twice, by entries and by bytes, least recently used first, so a demo that runs for weeks
+holds at most about MAX_BYTES. An entry's bytes are its pickled size plus ENTRY_OVERHEAD, what its Python objects
+take beyond that (a DataFrame's index, blocks and column labels, a spec's dicts): the pickled size alone counted
+4096 entries of a class as 27 MB, while the server grew by about 80 MB holding them. A miss is computed by
+ui.workers, in a worker process.
 """
 
 from __future__ import annotations
@@ -22,7 +25,9 @@ from typing import Any
 from ui import gate, workers
 
 MAX_ENTRIES = 4096
-MAX_BYTES = 192 * 2**20  # results and chart specs together: a few hundred KB at most each
+MAX_BYTES = 48 * 2**20  # results, chart specs and readouts together: about 2000 of them, 10 MB of which a class
+# finds warm (every page's defaults and presets, ui.server.warm)
+ENTRY_OVERHEAD = 16 * 2**10  # bytes an unpickled result or spec takes beyond its pickled size: 8 to 24 KB measured
 
 
 class SharedCache:
@@ -72,7 +77,7 @@ class SharedCache:
 
     def _store(self, key: Hashable, value: Any) -> None:
         try:
-            size = len(pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL))
+            size = ENTRY_OVERHEAD + len(pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL))
         except Exception:  # noqa: BLE001 - an unpicklable value is kept, counted at a nominal size
             size = 64 * 1024
         with self._lock:

@@ -6,9 +6,10 @@ then waits on one. The pool runs core functions in processes of their own, start
 imported core once (its pages are shared copy-on-write, not copied), so the server's interpreter is left to
 Streamlit and the cores to the experiments.
 
-A worker that dies (a crash in native code, the memory limit) takes down only the jobs the pool held: the pool
-is replaced, each of those jobs is tried once more in a process of its own, and a job that kills its process
-twice is that session's error, never the server's nor another session's.
+Each worker runs one job at a time. A worker that dies (a crash in native code, the memory limit) takes down only
+the job it ran: a new worker takes its place and the job is tried once more, and a job that kills its process
+twice is that session's error, never the server's nor another session's. A worker that has grown by RENEW_AFTER
+bytes of its own is replaced too, so memory stays flat however long a class runs.
 
 GRADIENT_LAB_WORKERS sets the number of worker processes (default: one per core);
 0 runs everything in the server's own process, as AppTest and a notebook do.
@@ -25,7 +26,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from multiprocessing import context, forkserver, popen_forkserver, reduction, spawn, util
 from typing import Any
@@ -39,6 +40,7 @@ class WorkerFailed(RuntimeError):
     """A job's worker process died twice: the job, not the server, is what failed."""
 
 
+RENEW_AFTER = 80 * 2**20  # bytes of its own a worker may gain over its start before a new one replaces it
 SMALL_CONTAINER = 1.5 * 2**30  # bytes: below this memory limit, one worker (each takes about 0.25 GB)
 
 
@@ -124,101 +126,148 @@ def asked_at(moment: float | None = None) -> float:
     return getattr(_asked, "moment", None) or time.monotonic()
 
 
-class Turns:
-    """Places in the pool handed out oldest request first: a job belongs to the script run that asked for it, and the
-    run that began first is served first, its follow-up jobs (a chart spec after its data) included.
+class _Ticket:
+    """A request waiting for a place: the place it is handed, and the moment it is."""
 
-    The executor's own queue serves jobs in the order they arrive, so under a class every rerun's jobs wait behind
+    def __init__(self) -> None:
+        self.place, self.ready = -1, threading.Event()
+
+
+class Turns:
+    """Places in the pool (one per worker process) handed out oldest request first: a job belongs to the script run
+    that asked for it, and the run that began first is served first, its follow-up jobs (a chart spec after its
+    data) included.
+
+    An executor's own queue serves jobs in the order they arrive, so under a class every rerun's jobs wait behind
     every job asked for meanwhile, twice for a chart (its data, then its spec), and all reruns finish late together.
-    Here at most `places` jobs are in the pool at once and the others wait in order of their run's start.
+    Here one job at a time holds each place, and the others wait in order of their run's start.
     """
 
     def __init__(self, places: int):
-        self._free, self._waiting, self._lock, self._count = places, [], threading.Lock(), itertools.count()
+        self._free: list[int] = list(range(places))
+        self._waiting: list[tuple[float, int, _Ticket]] = []
+        self._lock, self._count = threading.Lock(), itertools.count()
 
-    def take(self, moment: float) -> None:
+    def take(self, moment: float) -> int:
         with self._lock:
-            if self._free > 0 and not self._waiting:
-                self._free -= 1
-                return
-            turn = threading.Event()
-            heapq.heappush(self._waiting, (moment, next(self._count), turn))
-        turn.wait()
+            if self._free and not self._waiting:
+                return self._free.pop()
+            ticket = _Ticket()
+            heapq.heappush(self._waiting, (moment, next(self._count), ticket))
+        ticket.ready.wait()
+        return ticket.place
 
-    def give_back(self) -> None:
+    def give_back(self, place: int) -> None:
         with self._lock:
             if self._waiting:
-                heapq.heappop(self._waiting)[2].set()  # the place passes straight to the oldest request
+                ticket = heapq.heappop(self._waiting)[2]  # the place passes straight to the oldest request
+                ticket.place = place
+                ticket.ready.set()
             else:
-                self._free += 1
+                self._free.append(place)
+
+
+class _Worker:
+    """One worker process (an executor of one), started at once, and the memory of its own it started with."""
+
+    def __init__(self, mp_context: _Context):
+        self.executor = ProcessPoolExecutor(1, mp_context=mp_context, initializer=_start())
+        self.executor.submit(int)  # the process forks now, while the job that made it goes on, not at its first job
+        self.start: int | None = None
+
+    def run(self, fn: Callable, args: tuple, kwargs: dict, renew_after: int) -> tuple[Any, bool]:
+        """(fn(*args, **kwargs), whether this worker has outgrown its start by more than renew_after bytes)."""
+        from core import worker  # the server has it (ui.figure_spec asks it for chart specs); it imports no torch job
+
+        value, own = self.executor.submit(worker.job, fn, args, kwargs).result(timeout=TIMEOUT)
+        if own is None:
+            return value, False
+        if self.start is None:
+            self.start = own
+        return value, own - self.start > renew_after
+
+    def stop(self) -> None:
+        self.executor.shutdown(wait=False, cancel_futures=True)  # an idle process exits now, a busy one after its job
 
 
 class Pool:
-    """A ProcessPoolExecutor that is made on first use and made anew when one of its workers dies."""
+    """Worker processes, one job at a time each. A worker is replaced by a new one, forked from the fork server,
+    when it dies, when a job outlasts TIMEOUT, and when it has grown by more than `renew_after` bytes of its own.
 
-    def __init__(self, workers: int):
-        self.workers = workers
-        self._executor: ProcessPoolExecutor | None = None
-        self._lock = threading.Lock()
+    What a worker gains as a class goes on is its core caches (bounded lru_caches, most of the growth: 34 MB of its
+    own at the start, 78 MB after every page once at the defaults, 141 MB after six seeds of every page) and the
+    shared pages it wrote to (copy-on-write). A new worker starts again from the fork server's pages, which hold
+    every page's defaults, so a class that runs for hours keeps each worker within about its start plus
+    `renew_after`.
+    """
+
+    def __init__(self, workers: int, renew_after: int = RENEW_AFTER):
+        self.workers, self.renew_after = workers, renew_after
+        self._places: list[_Worker | None] = [None] * workers  # each is used by the one thread holding its turn
         self._turns = Turns(workers)
-
-    def _get(self) -> ProcessPoolExecutor:
-        with self._lock:
-            if self._executor is None:
-                # read by the fork server's C library when it starts, so by every worker forked from it: fewer
-                # malloc arenas, less memory held in free lists between jobs
-                os.environ.setdefault("MALLOC_ARENA_MAX", "2")
-                self._executor = ProcessPoolExecutor(self.workers, mp_context=self._context(), initializer=_start())
-            return self._executor
+        self._lock = threading.Lock()
+        self.renewed = 0  # workers replaced because they grew
 
     @staticmethod
     def _context() -> _Context:
+        # read by the fork server's C library when it starts, so by every worker forked from it: fewer malloc
+        # arenas, less memory held in free lists between jobs
+        os.environ.setdefault("MALLOC_ARENA_MAX", "2")
         mp_context = _Context()
         mp_context.set_forkserver_preload(PRELOAD)
         return mp_context
 
-    def _replace(self, broken: ProcessPoolExecutor) -> None:
+    def _worker(self, place: int) -> _Worker:
         with self._lock:
-            if self._executor is broken:  # the first session to notice replaces it; the others reuse the new one
-                self._executor = None
-                broken.shutdown(wait=False, cancel_futures=True)
+            worker = self._places[place]
+            if worker is None:
+                worker = self._places[place] = _Worker(self._context())
+            return worker
 
-    def submit(self, fn: Callable, *args: Any, **kwargs: Any) -> Future:
-        return self._get().submit(fn, *args, **kwargs)
+    def _replace(self, place: int) -> None:
+        with self._lock:
+            worker, self._places[place] = self._places[place], None
+        if worker is not None:
+            worker.stop()
 
     def call(self, fn: Callable, *args: Any, **kwargs: Any) -> Any:
         """fn(*args, **kwargs) in a worker; its exception is raised here.
 
-        When a worker dies, every job it and its pool held fails at once, the guilty one among them. The pool is
-        replaced, and each of those jobs is tried once more in a process of its own, so the guilty job dies
-        alone the second time (WorkerFailed, that session's note) and the others finish.
+        When a worker dies, only the job it ran fails: its place gets a new worker, and the job is tried once more
+        there, so a job that kills its process twice is that session's error (WorkerFailed), and no other
+        session's job is touched.
         """
-        self._turns.take(asked_at())
+        place = self._turns.take(asked_at())
         try:
-            return self._call(fn, *args, **kwargs)
+            return self._call(place, fn, args, kwargs)
         finally:
-            self._turns.give_back()
+            self._turns.give_back(place)
 
-    def _call(self, fn: Callable, *args: Any, **kwargs: Any) -> Any:
-        executor = self._get()
-        try:
-            return executor.submit(fn, *args, **kwargs).result(timeout=TIMEOUT)
-        except BrokenProcessPool:
-            _LOG.warning("a worker process died while %s ran or waited", getattr(fn, "__qualname__", fn))
-            self._replace(executor)
-        alone = ProcessPoolExecutor(1, mp_context=self._context(), initializer=_start())
-        try:
-            return alone.submit(fn, *args, **kwargs).result(timeout=TIMEOUT)
-        except BrokenProcessPool:
-            raise WorkerFailed(f"{getattr(fn, '__qualname__', fn)} stopped its worker process twice") from None
-        finally:
-            alone.shutdown(wait=False, cancel_futures=True)
+    def _call(self, place: int, fn: Callable, args: tuple, kwargs: dict) -> Any:
+        name = getattr(fn, "__qualname__", fn)
+        for attempt in (1, 2):
+            try:
+                value, outgrown = self._worker(place).run(fn, args, kwargs, self.renew_after)
+            except BrokenProcessPool:
+                _LOG.warning("a worker process died while %s ran (attempt %d)", name, attempt)
+                self._replace(place)
+                continue
+            except TimeoutError:
+                self._replace(place)  # the job goes on in the old process, which exits when it is done
+                raise
+            if outgrown:
+                _LOG.info("a worker process outgrew its start by %d MB: replaced", self.renew_after >> 20)
+                self._replace(place)
+                self._worker(place)  # the new one forks now, not at the next job
+                self.renewed += 1
+            return value
+        raise WorkerFailed(f"{name} stopped its worker process twice")
 
     def shutdown(self) -> None:
         with self._lock:
-            if self._executor is not None:
-                self._executor.shutdown(wait=True, cancel_futures=True)
-                self._executor = None
+            running, self._places = [w for w in self._places if w is not None], [None] * self.workers
+        for worker in running:
+            worker.executor.shutdown(wait=True, cancel_futures=True)
 
 
 _pool: Pool | None = None
