@@ -2,15 +2,15 @@
 
 A class opens the same link: thirty sessions ask for the same experiments at the same settings within seconds.
 Each result is computed once (a second session asking while the first computes waits for that computation
-instead of starting its own), kept while it is used, and handed to every session as the same object: core
-results are never changed in place (pandas copies on write), so nothing is copied or pickled on a hit, which
-st.cache_data does on every one.
+instead of starting its own) and kept while it is used.
 
-The cache is bounded twice, by entries and by bytes, least recently used first, so a demo that runs for weeks
-holds at most about MAX_BYTES. An entry's bytes are its pickled size plus ENTRY_OVERHEAD, what its Python objects
-take beyond that (a DataFrame's index, blocks and column labels, a spec's dicts): the pickled size alone counted
-4096 entries of a class as 27 MB, while the server grew by about 80 MB holding them. A miss is computed by
-ui.workers, in a worker process.
+An entry is kept pickled, and a hit unpickles it (tens of microseconds for a chart spec): a DataFrame or a spec
+held as objects takes 10 to 20 KB more than its pickled bytes (its index, blocks and column labels, its dicts),
+so a class's 4096 entries took about 80 MB held as objects, and take about 27 MB as bytes. The sessions that
+wait for a computation get the object it made.
+
+The cache is bounded twice, by entries and by the bytes it holds, least recently used first, so a demo that runs
+for weeks holds at most MAX_BYTES. A miss is computed by ui.workers, in a worker process.
 """
 
 from __future__ import annotations
@@ -25,15 +25,15 @@ from typing import Any
 from ui import gate, workers
 
 MAX_ENTRIES = 4096
-MAX_BYTES = 48 * 2**20  # results, chart specs and readouts together: about 2000 of them, 10 MB of which a class
-# finds warm (every page's defaults and presets, ui.server.warm)
-ENTRY_OVERHEAD = 16 * 2**10  # bytes an unpickled result or spec takes beyond its pickled size: 8 to 24 KB measured
+MAX_BYTES = 48 * 2**20  # results, chart specs and readouts, pickled: a few KB each, 100 KB for the largest
+ENTRY_OVERHEAD = 256  # bytes an entry takes beyond its pickled value: its key and its place in the order
+UNPICKLABLE = 64 * 2**10  # bytes counted for a value that cannot be pickled, and is kept as it is
 
 
 class SharedCache:
     def __init__(self, max_entries: int = MAX_ENTRIES, max_bytes: int = MAX_BYTES):
         self.max_entries, self.max_bytes = max_entries, max_bytes
-        self._entries: OrderedDict[Hashable, tuple[Any, int]] = OrderedDict()
+        self._entries: OrderedDict[Hashable, tuple[Any, int, bool]] = OrderedDict()  # (kept, size, pickled)
         self._pending: dict[Hashable, Future] = {}
         self._lock = threading.Lock()
         self.bytes = self.hits = self.misses = 0
@@ -41,14 +41,14 @@ class SharedCache:
     def get(self, key: Hashable, make: Callable[[], Any]) -> Any:
         """The value at key, made by make() once however many sessions ask at the same time."""
         with self._lock:
-            if key in self._entries:
-                self._entries.move_to_end(key)
-                self.hits += 1
-                return self._entries[key][0]
-            pending = self._pending.get(key)
-            if pending is None:
-                self.misses += 1
-                mine = self._pending[key] = Future()
+            found = self._hit(key)
+            if found is None:
+                pending = self._pending.get(key)
+                if pending is None:
+                    self.misses += 1
+                    mine = self._pending[key] = Future()
+        if found is not None:
+            return _unpack(found)
         if pending is not None:
             with gate.waiting():
                 return pending.result()  # its maker's exception, if it failed, is this session's too
@@ -69,22 +69,28 @@ class SharedCache:
     def peek(self, key: Hashable) -> Any:
         """The value at key if it is kept (None if not), counted as a use; never computes."""
         with self._lock:
-            if key not in self._entries:
-                return None
+            found = self._hit(key)
+        return None if found is None else _unpack(found)
+
+    def _hit(self, key: Hashable) -> tuple[Any, int, bool] | None:
+        """The entry at key, counted as a use (the caller holds the lock)."""
+        entry = self._entries.get(key)
+        if entry is not None:
             self._entries.move_to_end(key)
             self.hits += 1
-            return self._entries[key][0]
+        return entry
 
     def _store(self, key: Hashable, value: Any) -> None:
         try:
-            size = ENTRY_OVERHEAD + len(pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL))
-        except Exception:  # noqa: BLE001 - an unpicklable value is kept, counted at a nominal size
-            size = 64 * 1024
+            kept, pickled = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL), True
+            size = ENTRY_OVERHEAD + len(kept)
+        except Exception:  # noqa: BLE001 - an unpicklable value is kept as it is, counted at a nominal size
+            kept, pickled, size = value, False, UNPICKLABLE
         with self._lock:
-            self._entries[key] = (value, size)
+            self._entries[key] = (kept, size, pickled)
             self.bytes += size
             while self._entries and (len(self._entries) > self.max_entries or self.bytes > self.max_bytes):
-                _, (_, dropped) = self._entries.popitem(last=False)
+                _, (_, dropped, _) = self._entries.popitem(last=False)
                 self.bytes -= dropped
 
     def clear(self) -> None:
@@ -94,6 +100,11 @@ class SharedCache:
 
     def __len__(self) -> int:
         return len(self._entries)
+
+
+def _unpack(entry: tuple[Any, int, bool]) -> Any:
+    kept, _, pickled = entry
+    return pickle.loads(kept) if pickled else kept
 
 
 CACHE = SharedCache()
