@@ -40,7 +40,7 @@ class WorkerFailed(RuntimeError):
     """A job's worker process died twice: the job, not the server, is what failed."""
 
 
-RENEW_AFTER = 80 * 2**20  # bytes of its own a worker may gain over its start before a new one replaces it
+RENEW_AFTER = 48 * 2**20  # bytes of its own a worker may gain over its start before a new one replaces it
 SMALL_CONTAINER = 1.5 * 2**30  # bytes: below this memory limit, one worker (each takes about 0.25 GB)
 
 
@@ -211,8 +211,11 @@ class Pool:
     @staticmethod
     def _context() -> _Context:
         # read by the fork server's C library when it starts, so by every worker forked from it: fewer malloc
-        # arenas, less memory held in free lists between jobs
+        # arenas, less memory held in free lists between jobs; and every block of 256 KB or more (a tensor of a
+        # sweep) mapped on its own and unmapped when freed, not kept in the heap until the next trim. Measured
+        # in one process over every figure at every preset and 3 seeds: 492 against 592 MB at the end, same time.
         os.environ.setdefault("MALLOC_ARENA_MAX", "2")
+        os.environ.setdefault("MALLOC_MMAP_THRESHOLD_", str(256 * 2**10))
         mp_context = _Context()
         mp_context.set_forkserver_preload(PRELOAD)
         return mp_context
