@@ -127,7 +127,7 @@ def asked_at(moment: float | None = None) -> float:
 
 
 class _Ticket:
-    """A request waiting for a place: the place it is handed, and the moment it is."""
+    """A request waiting for a place: the place it is handed, and the event that says it has been."""
 
     def __init__(self) -> None:
         self.place, self.ready = -1, threading.Event()
@@ -177,7 +177,7 @@ class _Worker:
 
     def run(self, fn: Callable, args: tuple, kwargs: dict, renew_after: int) -> tuple[Any, bool]:
         """(fn(*args, **kwargs), whether this worker has outgrown its start by more than renew_after bytes)."""
-        from core import worker  # the server has it (ui.figure_spec asks it for chart specs); it imports no torch job
+        from core import worker  # imported by the server already (ui.figure_spec sends its chart_spec)
 
         value, own = self.executor.submit(worker.job, fn, args, kwargs).result(timeout=TIMEOUT)
         if own is None:
