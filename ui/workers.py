@@ -40,7 +40,7 @@ class WorkerFailed(RuntimeError):
     """A job's worker process died twice: the job, not the server, is what failed."""
 
 
-RENEW_AFTER = 48 * 2**20  # bytes of its own a worker may gain over its start before a new one replaces it
+RENEW_AFTER = 64 * 2**20  # bytes of its own a worker may gain over its start before a new one replaces it
 SMALL_CONTAINER = 1.5 * 2**30  # bytes: below this memory limit, one worker (each takes about 0.25 GB)
 
 
