@@ -133,7 +133,7 @@ def test_a_workers_own_memory_counts_what_it_wrote_and_not_what_it_shares():
     from core import heap
 
     before = heap.own_bytes()
-    block = bytearray(b"x" * (32 << 20))
+    block = bytearray(b"x") * (32 << 20)  # 32 MB, every page written, no temporary beside it
     after = heap.own_bytes()
     assert before is not None and after is not None
     assert 30 << 20 <= after - before <= 40 << 20, (before, after)

@@ -44,7 +44,7 @@ _held: list[bytearray] = []
 
 def hold(megabytes: int) -> None:
     """Keep megabytes of written memory in this worker, as a growing cache would."""
-    _held.append(bytearray(b"x" * (megabytes << 20)))
+    _held.append(bytearray(b"x") * (megabytes << 20))
 
 
 def measure_every_job() -> None:
