@@ -1,7 +1,7 @@
 """What lets one server carry a class: each piece checked against what it replaces.
 
-- core.altair_speed: every figure's spec, built with the one shared converter and the faster deep copy, and as a
-  worker builds it (without Altair's per-object checks), equals Altair's own.
+- core.altair_speed: every figure's spec, built with the one shared converter, the faster deep copy and a layer's
+  hash from its data's values, and as a worker builds it (without Altair's per-object checks), equals Altair's own.
 - ui.gate: at most PLACES scripts draw at once; a script that waits for a computation gives its place up.
 - ui.cache.readout: a readout kept by the settings its reader read equals the reader called directly, at every
   setting of every page (Hypothesis), and moving a control the reader does not read is a hit.
@@ -128,6 +128,22 @@ def test_the_fast_deep_copy_shares_and_copies_what_altairs_does():
         pairs = list(zip(nodes(chart), nodes(ours), nodes(theirs), strict=True))
         assert [type(o) for _, o, _ in pairs] == [type(t) for _, _, t in pairs]
         assert [o is c for c, o, _ in pairs] == [t is c for c, _, t in pairs]  # new objects exactly where Altair's
+
+
+def test_a_layers_hash_follows_its_datas_values_where_altairs_followed_its_text():
+    import altair as alt
+
+    def named(frame):
+        return alt.Chart(frame).mark_line().encode(x="a:Q", y="b:Q")._compute_hash()
+
+    base = pd.DataFrame({"a": np.arange(200.0), "b": np.arange(200.0) ** 2})
+    middle = base.copy()
+    middle.loc[100, "b"] = -1.0  # a row pandas leaves out of the frame's text
+    assert altair_speed._original_compute_hash(alt.Chart(base).mark_line().encode(x="a:Q", y="b:Q")) == \
+        altair_speed._original_compute_hash(alt.Chart(middle).mark_line().encode(x="a:Q", y="b:Q"))
+    assert named(base) == named(base.copy()) != named(middle)  # stable, and told apart by any value
+    assert named(base) != named(base.rename(columns={"b": "c"})) != named(base.astype({"a": "float32"}))
+    assert named(base).startswith("view_") and len(named(base)) == len("view_") + 16
 
 
 def test_the_converter_is_made_once_and_shared():
