@@ -274,9 +274,35 @@ def _title_text(spec: dict) -> str:
     return (title or "").strip()
 
 
-def describe(spec: dict) -> str:
+def steady(spec: dict) -> tuple[dict, str]:
+    """(the spec as a page sends it, its full text description).
+
+    A browser that gets a chart whose spec is unchanged apart from its rows swaps the rows into the chart it
+    shows; any other change, and it parses, compiles and draws the chart anew, most of a redraw's time. Altair
+    names each data set by a hash of its rows, so every new value was a new spec. Here the data sets are named by
+    their place, and the spec's description (the chart's label for a screen reader) says what is plotted against
+    what and the series, without the ranges the data span; the full description goes beside the chart.
+    """
+    described = spec.get("description") or describe(spec)
+    names = {old: f"data-{i}" for i, old in enumerate(spec.get("datasets", {}))}
+
+    def rename(node: dict) -> None:
+        data = node.get("data")
+        if isinstance(data, dict) and data.get("name") in names:
+            node["data"] = {**data, "name": names[data["name"]]}
+
+    spec = _copy(spec)
+    _walk(spec, rename)
+    if names:
+        spec["datasets"] = {names[old]: rows for old, rows in spec["datasets"].items()}
+    spec["description"] = describe(spec, numbers=False)
+    return spec, described
+
+
+def describe(spec: dict, numbers: bool = True) -> str:
     """One or two sentences a screen reader can read instead of the chart, made from the spec and its data:
-    what is plotted against what, the ranges the data span, and the series. Words from content/en/app.toml."""
+    what is plotted against what, the ranges the data span (unless not numbers), and the series.
+    Words from content/en/app.toml."""
     w = words("app")
     datasets = spec.get("datasets", {})
     parts, seen_pairs, series, untitled = [], [], {}, set()
@@ -316,7 +342,7 @@ def describe(spec: dict) -> str:
         x_title, y_title, _ = seen_pairs[0]
         parts.append(w("describe.against", y=y_title, x=x_title))
         for name, axis in ((x_title, "x"), (y_title, "y")):
-            if name in ranges and ranges[name][0] < ranges[name][1]:
+            if numbers and name in ranges and ranges[name][0] < ranges[name][1]:
                 lo, hi = ranges[name]
                 parts.append(w(f"describe.{axis}_range", **{axis: name}, lo=_number(lo), hi=_number(hi)))
     for name, values in [item for item in series.items() if len(item[1]) > 1][:1]:

@@ -7,6 +7,7 @@ is added, with no edit here.
 from __future__ import annotations
 
 import json
+import re
 from urllib.parse import parse_qsl
 
 import pytest
@@ -80,12 +81,18 @@ def test_predict_then_check(page):
 
 @pytest.mark.parametrize("page", PAGES, ids=lambda p: p.name)
 def test_every_chart_describes_its_data(page):
+    """The chart's label (its spec's description) says what is plotted; the text under "Describe" beside it says
+    that and the ranges the data span (core.figures.steady)."""
     at = open_page(page.path)
+    described = [text.value for text in at.get("text")]
     for chart in charts(at):
         spec = json.loads(chart.proto.spec)
         description = spec.get("description", "")
         assert " against " in description or " per " in description, description
         assert 1 <= description.count(". ") + 1 <= 3 and len(description) < 700, description
+        lead = re.split(r"[.;] ", description.rstrip("."))[0]
+        assert any(text.startswith(lead) and len(text) >= len(description) for text in described), description
+    assert sum(" from " in text for text in described) >= len(charts(at)) // 2  # ranges: "x from a to b"
 
 
 @pytest.mark.parametrize(("page", "control", "value"), EXTREMES,

@@ -362,6 +362,37 @@ def test_one_arrow_key_step_reads_as_the_address_says(server, page):
     assert outline not in ("0px", ""), "no visible focus on the slider"
 
 
+# What a chart draws: its marks' geometry and its text, in order (ids and clip paths differ between two drawings).
+DRAWN = """(i) => {
+  const chart = document.querySelectorAll('[data-testid="stVegaLiteChart"] .marks')[i];
+  return [...chart.querySelectorAll('path, text')].map(e => e.getAttribute('d') ?? e.textContent).join('|');
+}"""
+
+
+def test_a_move_that_changes_only_a_charts_rows_keeps_the_chart_and_draws_the_new_rows(server, page):
+    """The browser swaps the rows of a chart whose spec is otherwise unchanged (core.figures.steady) instead of
+    drawing it anew; what it then shows is what a fresh page at the new setting shows."""
+    page.goto(f"{server}/loss_scaling")
+    settle(page, EXPECTED_CHARTS["loss_scaling"])
+    page.evaluate("() => document.querySelectorAll('[data-testid=\"stVegaLiteChart\"] .marks')"
+                  ".forEach((chart, i) => { chart.dataset.glDrawn = i; })")
+    before = page.evaluate(DRAWN, 1)
+    thumb = page.locator('[data-testid="stSlider"]').filter(has_text="Learning rate").locator('input[type="range"]')
+    thumb.focus()
+    page.keyboard.press("ArrowRight")
+    page.wait_for_url("**loss_scaling_lr=0.101**", timeout=LOAD_TIMEOUT_MS)
+    settle(page, EXPECTED_CHARTS["loss_scaling"])
+    page.wait_for_function(f"({DRAWN})(1) !== {before!r}", timeout=LOAD_TIMEOUT_MS)
+    kept = page.evaluate("() => [...document.querySelectorAll('[data-testid=\"stVegaLiteChart\"] .marks')]"
+                         ".map(chart => chart.dataset.glDrawn ?? null)")
+    moved = page.evaluate(DRAWN, 1)
+    assert kept[1] == "1", kept  # the learning rate's runs: the same chart, its rows swapped
+    fresh = page.context.new_page()
+    fresh.goto(page.url)
+    settle(fresh, EXPECTED_CHARTS["loss_scaling"])
+    assert fresh.evaluate(DRAWN, 1) == moved
+
+
 def test_predict_then_check_names_the_right_answer(server, page):
     page.goto(f"{server}/loss_scaling")
     settle(page, EXPECTED_CHARTS["loss_scaling"])

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from core.export import settings_for, to_svg
-from core.figures import FONT, INK, describe, finish, registry, spec, wrap
+from core.figures import FONT, INK, _walk, describe, finish, registry, spec, steady, wrap
 from core.readings import Reading, Readout
 from core.registry import PAGES
 from tests.helpers import walk_marks
@@ -80,3 +80,35 @@ def test_predict_reasons_fill_each_option_and_fall_back_without_a_reader():
 
 def test_font_sizes_of_presentation_mode_are_at_least_18_px():
     assert min(FONT["present"].values()) >= 18
+
+
+def _data_names(node) -> list[str]:
+    found: list[str] = []
+    _walk(node, lambda n: found.append(n["data"]["name"]) if isinstance(n.get("data"), dict)
+          and "name" in n["data"] else None)
+    return found
+
+
+@pytest.mark.parametrize(("page", "name"), ALL, ids=[f"{p}/{n}" for p, n in ALL])
+def test_a_steady_spec_draws_the_same_rows_under_names_by_place(page, name):
+    _, finished = spec(page, name, settings_for(page, None))
+    steady_, described = steady(finished)
+    assert described == finished["description"]
+    assert list(steady_["datasets"]) == [f"data-{i}" for i in range(len(finished["datasets"]))]
+    assert list(steady_["datasets"].values()) == list(finished["datasets"].values())  # the same rows, in order
+    renamed = dict(zip(finished["datasets"], steady_["datasets"], strict=True))
+    assert _data_names(steady_) == [renamed.get(n, n) for n in _data_names(finished)]  # every reference follows
+    assert describe(steady_) == described  # the full description does not depend on the names
+    assert steady_["description"] == describe(steady_, numbers=False)
+    assert {k: v for k, v in steady_.items() if k not in ("datasets", "description", "layer", "data")} == \
+        {k: v for k, v in finished.items() if k not in ("datasets", "description", "layer", "data")}
+
+
+def test_a_move_that_changes_only_the_rows_leaves_the_steady_spec_as_it_was():
+    """loss_scaling's runs at two learning rates: different rows, one spec, one label (the ranges are left out)."""
+    one, other = ({**settings_for("loss_scaling", None), "lr": lr} for lr in (0.1, 0.101))
+    (_, a), (_, b) = spec("loss_scaling", "equivalent_runs", one), spec("loss_scaling", "equivalent_runs", other)
+    assert a["datasets"] != b["datasets"] and a["description"] != b["description"]
+    (sa, _), (sb, _) = steady(a), steady(b)
+    assert sa["datasets"] != sb["datasets"]
+    assert {**sa, "datasets": None} == {**sb, "datasets": None}

@@ -59,26 +59,29 @@ def seed() -> int:
     return int(st.session_state.get("seed", 0))
 
 
-def figure_spec(page: str, name: str, view: dict[str, Any], present: bool = False, lang: str | None = None) -> dict:
-    """The Vega-Lite spec of a page's figure, ready for st.vega_lite_chart, shared by every session.
+def figure_spec(page: str, name: str, view: dict[str, Any], present: bool = False,
+                lang: str | None = None) -> tuple[dict, str]:
+    """(the Vega-Lite spec of a page's figure, ready for st.vega_lite_chart, its full text description), shared by
+    every session.
 
     Built and finished (title, legends, fonts, its text description: core.figures.finish) in a worker from the
-    cached data (core.worker.chart_spec); its data sets are then turned into Arrow bytes once, as Streamlit
-    would on every rerun, so a rerun that finds it here sends it as it is.
+    cached data (core.worker.chart_spec), then made steady (core.figures.steady: a move that changes only the
+    rows lets the browser swap them in); its data sets are then turned into Arrow bytes once, as Streamlit would
+    on every rerun, so a rerun that finds it here sends it as it is.
     """
     from streamlit import dataframe_util
 
     from core import worker
 
-    def make() -> dict:
+    def make() -> tuple[dict, str]:
         figure = figures.registry(page)[name]
         data = run(figure.data, **figure.arguments(view))
-        spec = compute(worker.chart_spec, page, name, data, view, present=present,
-                       present_height=PRESENT_HEIGHT, lang=lang)
+        spec, described = figures.steady(compute(worker.chart_spec, page, name, data, view, present=present,
+                                                 present_height=PRESENT_HEIGHT, lang=lang))
         if "datasets" in spec:
             spec["datasets"] = {key: dataframe_util.convert_anything_to_arrow_bytes(values)
                                 for key, values in spec["datasets"].items()}
-        return spec
+        return spec, described
 
     lang = lang or content.current()  # a chart's words are the reader's: one spec per language
     return memo(("figure_spec", page, name, tuple(sorted(view.items())), present, lang), make)
@@ -427,10 +430,10 @@ class Page:
             return data
         self._pin_set_above(figure)
         view = dict(figure.view(self.settings))
-        spec = figure_spec(self.name, name, view, self.present)
+        spec, described = figure_spec(self.name, name, view, self.present)
         st.vega_lite_chart(spec=spec, width="stretch" if spec.get("width", "container") == "container" else "content",
                            key=f"{self.name}_{name}_chart")
-        self.download(data, name, view, spec.get("description", ""))
+        self.download(data, name, view, described)
         return data
 
     def download(self, data: pd.DataFrame, name: str, view: dict[str, Any], description: str) -> None:
