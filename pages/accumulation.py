@@ -80,5 +80,5 @@ page.misconceptions()
 page.show_code(core.zero_grad_runs, core.none_versus_zero, core.micro_loss, core.accumulate, core.accumulated_and_full,
                core.token_problem, core.training_curves, recipe.run_recipe, core.batchnorm_sweep,
                batchnorm.single_example_batchnorm, memory.backward_peak, memory.StorageWatch,
-               clipping.clip_accumulation_runs)
+               clipping.clip_accumulation_runs, clipping.micro_batch_gradients)
 page.takeaways()
