@@ -116,49 +116,61 @@ def seed_examples(variants, *, steps: int = 200, alpha: float = 1.0, seed: int =
 
     Every variant's loop starts from the same weights and never reads another's, so they run side by side:
     one backward pass through all their graphs, and one Adam update of all their weights, held as views of
-    one flat tensor. Each graph is the one seed_example builds, so every gradient and every step is the same.
+    one flat tensor. loss2 is the sum of every weight, so d loss2 / d w = 1 for each weight: backward through
+    the sums would add d loss / d loss2 to every weight's gradient. Here loss2 is a leaf of its own; backward
+    stops there, and that one number is added by hand. Everything else is the graph seed_example builds.
     """
     variants = tuple(variants)
     for variant in variants:
         if variant not in VARIANTS:
             raise ValueError(f"unknown variant {variant!r}; valid: {', '.join(VARIANTS)}")
     model, features = seed_setup(seed)
-    shapes = [p.shape for p in model.parameters()]
-    flat = torch.cat([p.detach().reshape(-1) for p in model.parameters()]).repeat(len(variants))  # (V * P,)
+    # Each weight starts a 64-byte line, as a tensor of its own does: MKL's roundings can depend on where a
+    # matrix starts, and seed_example's weights are tensors of their own. The padding between them stays 0.
+    starts = np.cumsum([0] + [-(-p.numel() // 16) * 16 for p in model.parameters()]).tolist()
+    flat = torch.zeros(len(variants), starts[-1])  # (V, P with padding)
     grad, exp_avg, exp_avg_sq = torch.zeros_like(flat), torch.zeros_like(flat), torch.zeros_like(flat)
-    params, start = [], 0
-    for _ in variants:
+    weights = torch.zeros_like(flat)  # 1 where a weight is
+    spans = [(start, start + w.numel()) for start, w in zip(starts, model.parameters())]
+    params = []
+    for k in range(len(variants)):
         own = []
-        for shape in shapes:
-            end = start + shape.numel()
-            p = flat[start:end].view(shape).requires_grad_()  # a leaf whose storage is part of flat
-            p.grad = grad[start:end].view(shape)  # backward adds this parameter's gradient here
+        for (start, end), w in zip(spans, model.parameters()):
+            flat[k, start:end] = w.detach().reshape(-1)
+            weights[k, start:end] = 1
+            p = flat[k, start:end].view(w.shape).requires_grad_()  # a leaf whose storage is part of flat
+            p.grad = grad[k, start:end].view(w.shape)  # backward adds this parameter's gradient here
             own.append(p)
-            start = end
         params.append(own)
+    pushed = any(v not in ("loss1_only", "detached") for v in variants)  # some loss reads loss2 with its gradient
     record = []
     for step in range(steps):
         grad.zero_()
+        with torch.no_grad():  # each variant's loss2: every weight tensor summed, then those sums, as seed_example does
+            totals = torch.stack([flat[:, start:end].sum(dim=1) for start, end in spans], dim=1).sum(dim=1)  # (V,)
+        totals.requires_grad_(pushed)
         losses, values = [], []
-        for variant, own in zip(variants, params):
+        for variant, own, loss2 in zip(variants, params, totals.unbind()):
             h = features
             for i in range(0, len(own), 2):  # the Sequential's Linear layers, with a ReLU between each two
                 h = nn.functional.linear(h if i == 0 else nn.functional.relu(h), own[i], own[i + 1])
             loss1 = (TARGET - h.sum()) ** 2
-            if variant == "detached":
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore", UserWarning)
-                    loss2 = torch.tensor([p.sum() for p in own]).sum()
-                loss = loss1 + loss2
+            if variant == "maximize":
+                loss = loss1 - alpha * loss2
+            elif variant == "bounded":
+                loss = loss1 - alpha * torch.tanh(loss2)
+            elif variant == "target":
+                loss = loss1 + alpha * (loss2 - LOSS2_TARGET) ** 2
+            elif variant == "detached":
+                loss = loss1 + loss2.detach()  # a copy of the value, as torch.tensor makes: no gradient passes back
             else:
-                loss2 = torch.stack([p.sum() for p in own]).sum()
-                loss = {"loss1_only": loss1, "maximize": loss1 - alpha * loss2,
-                        "bounded": loss1 - alpha * torch.tanh(loss2),
-                        "target": loss1 + alpha * (loss2 - LOSS2_TARGET) ** 2}[variant]
+                loss = loss1
             losses.append(loss)
             values += [loss1, loss2]
         torch.autograd.backward(losses)
         with torch.no_grad():
+            if pushed:  # the chain rule through loss2 = the sum of the weights: d loss / d loss2 on each weight
+                grad.addcmul_(weights, totals.grad[:, None])
             record.append(torch.stack(values))
             adam_update(flat, grad, exp_avg, exp_avg_sq, step + 1)
     values = (torch.stack(record) if record else torch.zeros(0, 2 * len(variants))).double().numpy()  # (T, 2V)
@@ -246,25 +258,26 @@ def tradeoff_curve(alphas, *, seed: int = 0) -> pd.DataFrame:
     return pd.DataFrame({"alpha": a.numpy(), "loss1": loss1.numpy(), "loss2": loss2.numpy()})
 
 
-def train_tradeoff(alphas, *, optimizer: str, scale: float = 1.0, overall=1.0,
+def train_tradeoff(alphas, *, optimizer: str, scale=1.0, overall=1.0,
                    steps: int = TRADEOFF_STEPS, seed: int = 0) -> pd.DataFrame:
     """Train the ridge model on overall * (loss1 + alpha * scale * loss2) from w = 0, every alpha at once.
 
-    Each row of w is one alpha (overall: one factor, or one per alpha); SGD and Adam update every element
-    from its own gradient alone, so the rows are independent runs. float32, SGD at lr 0.1, Adam at lr 0.05.
+    Each row of w is one alpha (scale and overall: one factor, or one per alpha); SGD and Adam update every
+    element from its own gradient alone, so the rows are independent runs. float32, SGD at lr 0.1, Adam at lr 0.05.
     Columns: alpha, loss1, loss2 (unscaled; inf or NaN where the run diverged).
     """
     if optimizer not in OPTIMIZERS:
         raise ValueError(f"unknown optimizer {optimizer!r}; valid: {', '.join(OPTIMIZERS)}")
     x, y = (t.float() for t in ridge_problem(seed))
     a = torch.tensor(alphas, dtype=torch.float32)  # (A,)
+    s = torch.as_tensor(scale, dtype=torch.float32)  # () or (A,)
     c = torch.as_tensor(overall, dtype=torch.float32)  # () or (A,)
     w = torch.zeros(len(a), x.shape[1], requires_grad=True)  # (A, D)
     opt = torch.optim.SGD([w], lr=SGD_LR) if optimizer == "sgd" else torch.optim.Adam([w], lr=ADAM_LR)
     for _ in range(steps):
         opt.zero_grad()
         loss1, loss2 = _ridge_losses(w, x, y)
-        (c * (loss1 + a * scale * loss2)).sum().backward()  # row i's gradient is its own objective's
+        (c * (loss1 + a * s * loss2)).sum().backward()  # row i's gradient is its own objective's
         opt.step()
     with torch.no_grad():
         loss1, loss2 = _ridge_losses(w, x, y)

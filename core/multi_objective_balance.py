@@ -87,7 +87,7 @@ def balance_run(*, mismatch: float = 1e3, alpha: float = 1.0, optimizer: str = "
     x, y = task_problem(seed)
     w = torch.zeros(len(methods), x.shape[1], requires_grad=True)  # (M, D), one model per method
     log_var = torch.zeros(2, requires_grad=True)  # uncertainty weighting's s_t = log sigma_t^2
-    params = [w, log_var]
+    params = [w, log_var] if "uncertainty" in methods else [w]  # no other method reads or moves s_t
     opt = torch.optim.Adam(params, lr=LR["adam"]) if optimizer == "adam" else torch.optim.SGD(params, lr=LR["sgd"])
     scale = torch.tensor([1.0, mismatch])
     record, first = [], None
@@ -97,7 +97,6 @@ def balance_run(*, mismatch: float = 1e3, alpha: float = 1.0, optimizer: str = "
         first = seen.detach() if first is None else first  # (M, 2), the losses at step 0
         g1, g2 = (torch.autograd.grad(seen[:, t].sum(), w, retain_graph=True)[0] for t in (0, 1))  # (M, D) each
         n1, n2 = g1.norm(dim=1), g2.norm(dim=1)  # (M,)
-        log_var.grad = torch.zeros(2)  # only uncertainty weighting moves its s_t
         direction, weight2 = [], []
         for i, method in enumerate(methods):
             a, b = g1[i], g2[i]

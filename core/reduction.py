@@ -8,6 +8,7 @@ again. Per example, gradients are noisy, and averaging B of them shrinks that no
 
 from __future__ import annotations
 
+import copy
 import time
 from dataclasses import dataclass
 
@@ -167,39 +168,57 @@ class TrainRuns:
     sgd_gap: float  # max |theta| difference at the end: SGD sum at lr / B against SGD mean at lr
     adam_gap: float  # the same for Adam on the sum against Adam on the mean
     diverged: tuple[str, ...]  # runs whose loss became non-finite or passed 1e6
+    sgd_gaps: tuple[float, ...] = ()  # sgd_gap after each step, from step 0 (the start) on
+    adam_gaps: tuple[float, ...] = ()  # adam_gap after each step
+
+    def first(self, steps: int) -> TrainRuns:
+        """The runs as train_runs with fewer steps gives them: every number is read off the steps up to it."""
+        if steps == len(self.sgd_gaps) - 1:
+            return self
+        curves = self.curves[self.curves.step <= steps].reset_index(drop=True)
+        return TrainRuns(curves, self.step_ratio, self.sgd_gaps[steps], self.adam_gaps[steps], diverged_runs(curves),
+                         self.sgd_gaps[: steps + 1], self.adam_gaps[: steps + 1])
+
+
+def diverged_runs(curves: pd.DataFrame) -> tuple[str, ...]:
+    worst = curves.groupby("run", sort=False).loss.apply(lambda s: not (np.isfinite(s).all() and s.max() < 1e6))
+    return tuple(worst[worst].index)
 
 
 def train_runs(batch_size: int, *, lr: float = 0.05, steps: int = 50, seed: int = 0) -> TrainRuns:
     """Sum versus mean in training: the same batches, SGD and Adam, each reduction; SGD on the sum also at lr / B."""
+    start_model, x, y = reference_problem(seed)
     idx = batch_indices(steps, batch_size, N_POOL, seed=seed)  # (S, B)
-    rows, final, first = [], {}, {}
+    batches = [(x[batch], y[batch]) for batch in idx]  # each step's (B, D) inputs and (B, 1) targets, for every run
+    with torch.inference_mode():  # evaluation only: no graph to record
+        start_loss = nn.functional.mse_loss(start_model(x), y).item()
+    rows, paths = [], {}
     for run, (name, reduction, scaled) in RUNS.items():
-        model, x, y = reference_problem(seed)
-        start = flat_params(model)
+        model = copy.deepcopy(start_model)  # every run starts from the same weights
         opt = make_optimizer(name, model.parameters(), lr / batch_size if scaled else lr)
         loss_fn = nn.MSELoss(reduction=reduction)
-        losses = [nn.functional.mse_loss(model(x), y).item()]
-        for step, batch in enumerate(idx):
+        losses, path = [start_loss], [flat_params(model)]  # the loss over the pool and the weights, after each step
+        for xb, yb in batches:
             opt.zero_grad()
-            loss_fn(model(x[batch]), y[batch]).backward()
+            loss_fn(model(xb), yb).backward()
             opt.step()
-            if step == 0:
-                first[run] = torch.linalg.vector_norm((flat_params(model) - start).double()).item()
-            with torch.no_grad():
+            path.append(flat_params(model))
+            with torch.inference_mode():
                 losses.append(nn.functional.mse_loss(model(x), y).item())
             if not np.isfinite(losses[-1]):  # from here on every number is NaN: stop paying for it
-                losses += [float("nan")] * (steps - step - 1)
                 break
+        losses += [float("nan")] * (steps + 1 - len(losses))
         rows += [{"step": i, "run": run, "optimizer": name, "loss": v} for i, v in enumerate(losses)]
-        final[run] = flat_params(model)
+        paths[run] = torch.stack(path + path[-1:] * (steps + 1 - len(path)))  # (S + 1, P); a broken run stays put
 
-    def gap(a: str, b: str) -> float:
-        return (final[a] - final[b]).abs().max().item()
+    def gaps(a: str, b: str) -> tuple[float, ...]:  # the largest weight difference after each step
+        return tuple((paths[a] - paths[b]).abs().amax(dim=1).tolist())
 
+    first = {run: torch.linalg.vector_norm((path[1] - path[0]).double()).item() for run, path in paths.items()}
+    sgd, adam = gaps("SGD, sum, lr / B", "SGD, mean, lr"), gaps("Adam, sum, lr", "Adam, mean, lr")
     curves = pd.DataFrame(rows)
-    worst = curves.groupby("run", sort=False).loss.apply(lambda s: not (np.isfinite(s).all() and s.max() < 1e6))
-    return TrainRuns(curves, first["SGD, sum, lr"] / first["SGD, mean, lr"], gap("SGD, sum, lr / B", "SGD, mean, lr"),
-                     gap("Adam, sum, lr", "Adam, mean, lr"), tuple(worst[worst].index))
+    return TrainRuns(curves, first["SGD, sum, lr"] / first["SGD, mean, lr"], sgd[-1], adam[-1], diverged_runs(curves),
+                     sgd, adam)
 
 
 def epoch_loss(per_sample_losses, batch_size: int, method: str) -> float:
@@ -262,22 +281,24 @@ class D2lRoutes:
 def d2l_routes(n_examples: int, batch_size: int, *, lr: float = 0.05, epochs: int = 3, seed: int = 0) -> D2lRoutes:
     """Three routes to one update over epochs with a short last batch: mean + torch.optim.SGD, 'none' + sum + d2l_sgd,
     'none' + mean + torch.optim.SGD."""
+    start_model, x, y = reference_problem(seed)
+    x, y = x[:n_examples], y[:n_examples]
+    mean_loss, each_loss = nn.MSELoss(), nn.MSELoss(reduction="none")
     finals, totals, worst = {}, {}, 0.0
     for route in ("mean", "d2l", "none_mean"):
-        model, x, y = reference_problem(seed)
-        x, y = x[:n_examples], y[:n_examples]
+        model = copy.deepcopy(start_model)  # every route starts from the same weights
         opt = torch.optim.SGD(model.parameters(), lr=lr)
         total = 0.0
         for _ in range(epochs):
             for xb, yb in zip(x.split(batch_size), y.split(batch_size)):
                 if route == "mean":
                     opt.zero_grad()
-                    loss = nn.MSELoss()(model(xb), yb)  # a scalar: the batch mean
+                    loss = mean_loss(model(xb), yb)  # a scalar: the batch mean
                     loss.backward()
                     opt.step()
                     total += loss.item() * len(yb)  # d2l's float(l) * len(y): the batch's sum again
                 else:
-                    loss = nn.MSELoss(reduction="none")(model(xb), yb)  # (b, 1): one loss per example
+                    loss = each_loss(model(xb), yb)  # (b, 1): one loss per example
                     if route == "d2l":
                         loss.sum().backward()
                         d2l_sgd(model.parameters(), lr, xb.shape[0])  # divides by this batch's own size

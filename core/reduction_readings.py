@@ -13,7 +13,7 @@ import core.reduction as core
 from core import reduction_elements as elements
 from core.loss_scaling import divergence_step
 from core.loss_scaling_readings import DASH, finite, fmt, preset_link
-from core.readings import Reading, Readout, Run, direct
+from core.readings import Reading, Readout, Run, direct, figure_data
 
 PAGE = "reduction"
 SAME = 1e-4  # a largest weight gap at or below this is float32 rounding between two routes to one run
@@ -49,7 +49,7 @@ def _breaks(curves) -> dict[str, int]:
 
 def read_training(settings, run: Run = direct) -> Readout:
     b, lr, steps, seed = settings["batch_size"], settings["lr"], settings["steps"], settings["seed"]
-    runs = run(_charts().train_runs, b, lr=lr, steps=steps, seed=seed)
+    runs = _charts().training_runs(figure_data(PAGE, "training", settings, run))
     broke = _breaks(runs.curves)
     final = runs.curves[runs.curves.step == steps].set_index("run").loss
     readings = [Reading("experiments.training.reading", {"b": b, "lr": lr, "lr_times_b": lr * b,
@@ -189,7 +189,7 @@ def read_misconceptions(settings, run: Run = direct) -> Readout:
     sweep = run(_charts().norm_sweep, seed=seed)
     first = sweep.norms.pivot(index="batch_size", columns="reduction", values="first")
     large = max(core.SWEEP_BATCHES)
-    runs = run(_charts().train_runs, b, lr=lr, steps=steps, seed=seed)
+    runs = _charts().training_runs(figure_data(PAGE, "training", settings, run))
     big_ratio = float(first.loc[large, "sum"] / first.loc[large, "mean"])
     readings = [Reading("evidence.printed_here", {"b": b, "step_ratio": runs.step_ratio, "large": large,
                                                   "big_ratio": big_ratio})]

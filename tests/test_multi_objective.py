@@ -8,9 +8,13 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from hypothesis import given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 
 import core.multi_objective as core
 from core import multi_objective_balance as balance
+from tests.strategies import SEEDS
 
 # --- 1. The learner's loop ---------------------------------------------------------------------------------------
 
@@ -430,3 +434,34 @@ def test_adam_update_is_torch_optim_adam_bit_for_bit():
         opt.step()
     assert torch.equal(ours, theirs.detach())
 
+
+@hsettings(max_examples=6)
+@given(st.sampled_from([("loss1_only", "detached"), ("maximize", "bounded", "target"), ("target", "loss1_only"),
+                        ("bounded",)]),
+       st.integers(-3, 3), st.sampled_from(SEEDS), st.integers(1, 60))
+def test_seed_examples_match_seed_example_bit_for_bit_at_any_setting(variants, alpha_exp, seed, steps):
+    # The figures run the alpha-free pair and the three alpha variants as two groups; loss2's gradient is added
+    # by hand in both (or not at all, when no loss reads it). Exact: every weight sees the same operations.
+    runs = core.seed_examples(variants, steps=steps, alpha=10.0**alpha_exp, seed=seed)
+    for variant in variants:
+        alone = core.seed_example(variant, steps=steps, alpha=10.0**alpha_exp, seed=seed)
+        pd.testing.assert_frame_equal(runs[variant], alone, check_exact=True)
+
+
+@hsettings(max_examples=8)
+@given(st.sampled_from(SEEDS), st.integers(-4, 4))
+def test_the_tradeoff_figure_s_one_run_for_every_scale_is_tradeoff_sweep_at_each(seed, scale_exp):
+    # The figure trains every scale the slider offers as rows of one run per optimizer and takes its scale's rows;
+    # the plain route trains that scale alone. Each row is an independent run: the same bits here, and within
+    # 1e-6 where a BLAS rounds a row differently in a taller matrix; diverged rows diverge in both.
+    from core.charts.multi_objective import FIGURES
+
+    scale = 10.0**scale_exp
+    limit = core.sgd_alpha_limit(scale, seed=seed)
+    edge = core.tradeoff_curve([limit * scale], seed=seed).assign(alpha=limit, run="sgd limit")
+    plain = pd.concat([core.tradeoff_sweep(scale=scale, seed=seed), edge], ignore_index=True)
+    figure = FIGURES["tradeoff"].data(scale_exp=scale_exp, seed=seed)
+    pd.testing.assert_frame_equal(figure[["run", "alpha"]], plain[["run", "alpha"]], check_exact=True)
+    ours, theirs = figure[["loss1", "loss2"]].to_numpy(), plain[["loss1", "loss2"]].to_numpy()
+    np.testing.assert_array_equal(np.isfinite(ours), np.isfinite(theirs))
+    np.testing.assert_allclose(ours[np.isfinite(ours)], theirs[np.isfinite(theirs)], rtol=1e-6, atol=0)

@@ -8,10 +8,15 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from hypothesis import given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 from torch import nn
 
 import core.reduction as core
+from core.controls import find
 from core.data import classification_data
+from tests.strategies import SEEDS, values_of
 
 # float32 sums of a few hundred terms: relative rounding well below 1e-5.
 RTOL32 = 1e-5
@@ -245,3 +250,50 @@ def test_every_figure_has_tooltips_and_only_finite_data(changes):
     if changes:  # the diverging setting really did hand the figure non-finite losses to drop
         curves = FIGURES["training"].data(batch_size=256, lr=0.5, steps=50, seed=0)
         assert not np.isfinite(curves.loss).all()
+
+
+# --- The figure's fast routes: the same numbers as the plain loop --------------------------------------------------
+
+def _same_runs(ours: core.TrainRuns, theirs: core.TrainRuns) -> None:
+    pd.testing.assert_frame_equal(ours.curves, theirs.curves, check_exact=True)
+    assert ours.step_ratio == theirs.step_ratio and ours.diverged == theirs.diverged
+    np.testing.assert_array_equal([ours.sgd_gap, ours.adam_gap], [theirs.sgd_gap, theirs.adam_gap])
+    np.testing.assert_array_equal(ours.sgd_gaps + ours.adam_gaps, theirs.sgd_gaps + theirs.adam_gaps)
+
+
+@hsettings(max_examples=8)
+@given(values_of(find(core.CONTROLS, "batch_size")), values_of(find(core.CONTROLS, "lr")), st.integers(1, 40),
+       st.integers(0, 39), st.sampled_from(SEEDS))
+def test_a_shorter_training_run_is_read_off_a_longer_one_bit_for_bit(batch_size, lr, steps, fewer, seed):
+    # `steps` only lengthens the runs (the batches come from one shuffled stream), so the figure keeps the longest
+    # run made at a batch size, lr and seed and reads a shorter one off it: exact, diverged runs included.
+    from core.charts.reduction import train_runs
+
+    shorter = max(1, steps - fewer)
+    longer = train_runs(batch_size, lr=lr, steps=steps, seed=seed)
+    _same_runs(longer, core.train_runs(batch_size, lr=lr, steps=steps, seed=seed))
+    _same_runs(train_runs(batch_size, lr=lr, steps=shorter, seed=seed),
+               core.train_runs(batch_size, lr=lr, steps=shorter, seed=seed))
+
+
+@hsettings(max_examples=6)
+@given(values_of(find(core.CONTROLS, "batch_size")), values_of(find(core.CONTROLS, "lr")), st.integers(1, 30),
+       st.sampled_from(SEEDS), st.sampled_from(list(core.RUNS)))
+def test_train_runs_is_each_run_built_afresh_bit_for_bit(batch_size, lr, steps, seed, run):
+    # train_runs copies one start for every run and draws each step's batch once for all five; the plain loop
+    # builds each run from its seed. The same operations on the same numbers: exact.
+    name, reduction, scaled = core.RUNS[run]
+    model, x, y = core.reference_problem(seed)
+    opt = core.make_optimizer(name, model.parameters(), lr / batch_size if scaled else lr)
+    losses = [nn.functional.mse_loss(model(x), y).item()]
+    for batch in core.batch_indices(steps, batch_size, core.N_POOL, seed=seed):
+        opt.zero_grad()
+        nn.MSELoss(reduction=reduction)(model(x[batch]), y[batch]).backward()
+        opt.step()
+        with torch.no_grad():
+            losses.append(nn.functional.mse_loss(model(x), y).item())
+    got = core.train_runs(batch_size, lr=lr, steps=steps, seed=seed).curves.query("run == @run").loss.to_numpy()
+    broke = np.flatnonzero(~np.isfinite(losses))
+    end = broke[0] + 1 if len(broke) else len(losses)  # after the first non-finite loss the figure holds NaN
+    np.testing.assert_array_equal(got[:end], losses[:end])
+    assert np.isnan(got[end:]).all()

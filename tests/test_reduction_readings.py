@@ -54,6 +54,24 @@ def test_training_reading(settings):
     assert ("reading_sum_survived" in found) <= ("SGD, sum, lr" not in broke)
 
 
+@hsettings(max_examples=6)
+@given(SETTINGS)
+def test_the_training_words_read_the_runs_the_figure_drew(settings):
+    # The readings take step_ratio, the gaps and the diverged runs from the training figure's own data (they ride in
+    # its attrs, through the page's pickled cache too), so the page trains the five runs once; they are train_runs'
+    # numbers, exactly.
+    import pickle
+
+    from core.charts.reduction import FIGURES, training_runs
+
+    figure = FIGURES["training"]
+    ours = training_runs(pickle.loads(pickle.dumps(figure.data(**figure.arguments(settings)))))
+    theirs = core.train_runs(settings["batch_size"], lr=settings["lr"], steps=settings["steps"], seed=settings["seed"])
+    assert ours.curves.equals(theirs.curves)
+    assert (ours.step_ratio, ours.diverged) == (theirs.step_ratio, theirs.diverged)
+    np.testing.assert_array_equal([ours.sgd_gap, ours.adam_gap], [theirs.sgd_gap, theirs.adam_gap])
+
+
 @hsettings(max_examples=10)
 @given(SETTINGS)
 def test_epoch_and_d2l_readings(settings):
