@@ -291,9 +291,23 @@ def tradeoff_sweep(*, scale: float = 1.0, seed: int = 0, alphas=SWEEP_ALPHAS) ->
     Columns: run ("exact", "sgd", "adam"), alpha, loss1, loss2. A mismatch factor on loss2 moves every
     alpha by the same factor: the exact run is tradeoff_curve at alpha * scale.
     """
-    exact = tradeoff_curve([a * scale for a in alphas], seed=seed).assign(alpha=list(alphas))
-    trained = [train_tradeoff(alphas, optimizer=o, scale=scale, seed=seed).assign(run=o) for o in OPTIMIZERS]
-    return pd.concat([exact.assign(run="exact"), *trained], ignore_index=True)[["run", "alpha", "loss1", "loss2"]]
+    return tradeoff_sweeps([scale], seed=seed, alphas=alphas)[0]
+
+
+def tradeoff_sweeps(scales, *, seed: int = 0, alphas=SWEEP_ALPHAS) -> list[pd.DataFrame]:
+    """tradeoff_sweep at each scale, for about the price of one: every (scale, alpha) pair is one row of a single
+    train_tradeoff per optimizer, and its rows are independent runs."""
+    scales, alphas = list(scales), list(alphas)
+    pairs = [(scale, alpha) for scale in scales for alpha in alphas]
+    trained = {o: train_tradeoff([a for _, a in pairs], optimizer=o, scale=[s for s, _ in pairs], seed=seed)
+               for o in OPTIMIZERS}
+    sweeps = []
+    for i, scale in enumerate(scales):
+        rows = slice(i * len(alphas), (i + 1) * len(alphas))
+        exact = tradeoff_curve([a * scale for a in alphas], seed=seed).assign(alpha=alphas, run="exact")
+        runs = [frame.iloc[rows].reset_index(drop=True).assign(run=o) for o, frame in trained.items()]
+        sweeps.append(pd.concat([exact, *runs], ignore_index=True)[["run", "alpha", "loss1", "loss2"]])
+    return sweeps
 
 
 def sgd_alpha_limit(scale: float = 1.0, *, lr: float = SGD_LR, seed: int = 0) -> float:

@@ -48,5 +48,6 @@ def _balance():
 
 page.misconceptions()
 page.show_code(core.seed_example, core.seed_examples, core.adam_update, core.tanh_push, core.tradeoff_curve,
-               core.train_tradeoff, balance.balance_run, balance.pcgrad, balance.mgda, readings.read_seed)
+               core.train_tradeoff, core.tradeoff_sweeps, balance.balance_run, balance.pcgrad, balance.mgda,
+               readings.read_seed)
 page.takeaways()

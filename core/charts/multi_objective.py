@@ -239,28 +239,16 @@ SCALE_EXPS = range(int(SCALE.lo), int(SCALE.hi) + 1)  # every exponent the slide
 
 
 @functools.lru_cache(maxsize=4)
-def _trained(seed: int) -> dict[str, pd.DataFrame]:
-    # SGD and Adam at every scale the slider offers, for about the price of one: each (scale, alpha) pair is one
-    # row of a single run per optimizer (the rows are independent runs), so moving the slider only looks its rows
-    # up. tests/test_multi_objective.py holds each scale's rows to core.tradeoff_sweep at that scale.
-    pairs = [(10.0**k, alpha) for k in SCALE_EXPS for alpha in core.SWEEP_ALPHAS]
-    return {o: core.train_tradeoff([a for _, a in pairs], optimizer=o, scale=[s for s, _ in pairs], seed=seed)
-            for o in core.OPTIMIZERS}
+def _sweeps(seed: int) -> dict[int, pd.DataFrame]:
+    # Every scale the slider offers, trained together (core.tradeoff_sweeps): moving the slider only looks one up.
+    return dict(zip(SCALE_EXPS, core.tradeoff_sweeps([10.0**k for k in SCALE_EXPS], seed=seed)))
 
 
 def _sweep(scale_exp: int, seed: int) -> pd.DataFrame:
     scale = 10.0**scale_exp
     limit = core.sgd_alpha_limit(scale, seed=seed)
     edge = core.tradeoff_curve([limit * scale], seed=seed).assign(alpha=limit, run="sgd limit")
-    if scale_exp not in SCALE_EXPS:
-        return pd.concat([core.tradeoff_sweep(scale=scale, seed=seed), edge], ignore_index=True)
-    alphas = core.SWEEP_ALPHAS  # what core.tradeoff_sweep puts together, with the trained rows of this scale
-    first = SCALE_EXPS.index(scale_exp) * len(alphas)
-    rows = slice(first, first + len(alphas))
-    exact = core.tradeoff_curve([a * scale for a in alphas], seed=seed).assign(alpha=list(alphas), run="exact")
-    trained = [frame.iloc[rows].reset_index(drop=True).assign(run=o) for o, frame in _trained(seed).items()]
-    sweep = pd.concat([exact, *trained], ignore_index=True)[["run", "alpha", "loss1", "loss2"]]
-    return pd.concat([sweep, edge], ignore_index=True)
+    return pd.concat([_sweeps(seed)[scale_exp], edge], ignore_index=True)
 
 
 @functools.lru_cache(maxsize=16)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import collections
 import functools
+import threading
 
 import altair as alt
 import numpy as np
@@ -271,22 +273,36 @@ ignore_index_mean = functools.lru_cache(maxsize=16)(elements.ignore_index_mean)
 element_ratios = functools.lru_cache(maxsize=16)(elements.element_ratios)
 
 
-@functools.lru_cache(maxsize=16)
-def _longest(batch_size: int, lr: float, seed: int) -> list:
-    """[the longest train_runs made at these settings, or None]: `steps` only lengthens the runs."""
-    return [None]
-
-
-def train_runs(batch_size: int, *, lr: float = 0.05, steps: int = 50, seed: int = 0) -> core.TrainRuns:
+class _Longest:
     """core.train_runs, read off the longest run made at the same batch size, lr and seed when there is one: a
-    shorter run is its first steps, number for number, so moving `steps` down costs nothing (tests compare)."""
-    held = _longest(batch_size, lr, seed)
-    runs = held[0]
-    if runs is None or len(runs.sgd_gaps) <= steps:
-        runs = core.train_runs(batch_size, lr=lr, steps=steps, seed=seed)
-        if held[0] is None or len(held[0].sgd_gaps) < len(runs.sgd_gaps):  # sessions racing here agree on every number
-            held[0] = runs
-    return runs.first(steps)
+    shorter run is its first steps, number for number (tests compare), so moving `steps` down trains nothing.
+    Holds the last `size` of them; sessions racing here agree on every number, so either one may keep its run."""
+
+    def __init__(self, size: int = 16):
+        self._held: collections.OrderedDict[tuple, core.TrainRuns] = collections.OrderedDict()
+        self._lock, self._size = threading.Lock(), size
+
+    def __call__(self, batch_size: int, *, lr: float = 0.05, steps: int = 50, seed: int = 0) -> core.TrainRuns:
+        key = (batch_size, lr, seed)
+        with self._lock:
+            runs = self._held.get(key)
+        if runs is None or len(runs.sgd_gaps) <= steps:
+            runs = core.train_runs(batch_size, lr=lr, steps=steps, seed=seed)
+        with self._lock:
+            held = self._held.get(key)
+            if held is None or len(held.sgd_gaps) < len(runs.sgd_gaps):
+                self._held[key] = runs
+            self._held.move_to_end(key)
+            while len(self._held) > self._size:
+                self._held.popitem(last=False)
+        return runs.first(steps)
+
+    def cache_clear(self) -> None:  # as an lru_cache's: core.clear_caches empties this too
+        with self._lock:
+            self._held.clear()
+
+
+train_runs = _Longest()
 
 
 def _sum_mean_norms(seed: int) -> pd.DataFrame:
