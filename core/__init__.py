@@ -22,5 +22,5 @@ def clear_caches() -> None:
     for name, module in list(sys.modules.items()):
         if name == "core" or name.startswith("core."):
             for value in vars(module).values():
-                if callable(getattr(value, "cache_clear", None)):
+                if callable(getattr(value, "cache_clear", None)) and not isinstance(value, type):
                     value.cache_clear()

@@ -276,6 +276,21 @@ def test_a_shorter_training_run_is_read_off_a_longer_one_bit_for_bit(batch_size,
                core.train_runs(batch_size, lr=lr, steps=shorter, seed=seed))
 
 
+def test_the_longest_run_store_keeps_the_newest_runs_and_clear_caches_empties_it():
+    from core import clear_caches
+    from core.charts.reduction import _Longest, train_runs
+
+    store = _Longest(size=2)
+    for batch_size in (1, 2, 4):
+        store(batch_size, lr=0.05, steps=3, seed=0)
+    store(2, lr=0.05, steps=2, seed=0)  # read off the kept run: batch size 2 is now the newest
+    assert [key[0] for key in store._held] == [4, 2]
+    assert len(store._held[(2, 0.05, 0)].sgd_gaps) > 3  # the longer run is the one kept
+    train_runs(8, lr=0.05, steps=2, seed=0)
+    clear_caches()
+    assert not train_runs._held
+
+
 @hsettings(max_examples=6)
 @given(values_of(find(core.CONTROLS, "batch_size")), values_of(find(core.CONTROLS, "lr")), st.integers(1, 30),
        st.sampled_from(SEEDS), st.sampled_from(list(core.RUNS)))
