@@ -67,6 +67,25 @@ def test_every_exported_figure_draws_its_plot_and_describes_it(page, name):
     assert "…" not in svg.split("role-title", 1)[-1][:4000]
 
 
+def _inner_titles(node: dict) -> list[str]:
+    """The titles of a chart's layers and panels, at any depth."""
+    found = []
+    for key in ("layer", "hconcat", "vconcat", "concat"):
+        for part in node.get(key) or []:
+            if isinstance(part, dict):
+                found += [str(part["title"])] if "title" in part else []
+                found += _inner_titles(part)
+    return found
+
+
+@pytest.mark.parametrize(("page", "name"), ALL, ids=lambda x: str(x))
+def test_every_figure_s_title_is_the_chart_s_own_so_it_wraps(page, name):
+    """A title set on one layer or panel escapes finish()'s wrapping and is cut off on a phone."""
+    _, figure = spec(page, name, settings_for(page, None))
+    assert figure.get("title", {}).get("text"), (page, name)
+    assert _inner_titles(figure) == [], (page, name)
+
+
 def test_predict_reasons_fill_each_option_and_fall_back_without_a_reader():
     from ui import predict_reasons
 

@@ -132,9 +132,9 @@ def alpha_sweep_chart(sweep: pd.DataFrame, alpha: float, scale: float) -> alt.La
     text = rule.mark_text(align="left", dx=4, dy=14, baseline="top", color=COLORS["sgd"]).encode(
         text="label:N", y=alt.value(0))
     marker = vertical_marker(alpha, W("charts.alpha_sweep.marker", alpha=alpha))
-    return alt.layer(lines, rule.mark_rule(color=COLORS["sgd"], strokeDash=[2, 2]), text,
-                     data=L.frame(data, "run")).properties(
-        width=WIDTH, height=HEIGHT) + marker.properties(title=W("charts.alpha_sweep.title", scale=scale))
+    return alt.layer(alt.layer(lines, rule.mark_rule(color=COLORS["sgd"], strokeDash=[2, 2]), text,
+                               data=L.frame(data, "run")), marker).properties(
+        title=W("charts.alpha_sweep.title", scale=scale), width=WIDTH, height=HEIGHT)
 
 
 def _thin(df: pd.DataFrame) -> pd.DataFrame:
@@ -155,13 +155,14 @@ def conflict_chart(run: pd.DataFrame) -> alt.VConcatChart:
                                                 names["norm2"]: OKABE_ITO["purple"]}, W["charts.conflict.legend"],
                                                labels=False)),
         tooltip=[_tip("gradient:N"), _tip("step:Q"), _tip("norm:Q", type="quantitative", format=".4g")],
-    ).properties(width=WIDTH, height=HEIGHT * 0.6, title=W["charts.conflict.title"])
+    ).properties(width=WIDTH, height=HEIGHT * 0.6)
     line = alt.Chart(data).mark_line(color=OKABE_ITO["black"]).encode(
         x=x, y=alt.Y("cosine:Q", scale=alt.Scale(domain=[-1, 1]), title=W["charts.conflict.y_cosine"]),
         tooltip=[_tip("step:Q"), _tip("cosine:Q", format=".4f")])
     zero = alt.Chart(data).mark_rule(strokeDash=[4, 3], color=OKABE_ITO["grey"]).encode(
         y=alt.datum(0), tooltip=alt.value(W["charts.conflict.tip_zero"]))
-    return alt.vconcat(top, alt.layer(line, zero).properties(width=WIDTH, height=HEIGHT * 0.6))
+    return alt.vconcat(top, alt.layer(line, zero).properties(width=WIDTH, height=HEIGHT * 0.6)).properties(
+        title=W["charts.conflict.title"])
 
 
 def trajectories_chart(runs: pd.DataFrame) -> alt.LayerChart:
