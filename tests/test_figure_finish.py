@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import re
+
 import altair as alt
 import pandas as pd
 import pytest
+from hypothesis import given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 
+from core.charts import label_lines, lines_of
 from core.export import settings_for, to_svg
 from core.figures import FONT, INK, _walk, describe, finish, registry, spec, steady, wrap
 from core.readings import Reading, Readout
@@ -84,6 +90,22 @@ def test_every_figure_s_title_is_the_chart_s_own_so_it_wraps(page, name):
     _, figure = spec(page, name, settings_for(page, None))
     assert figure.get("title", {}).get("text"), (page, name)
     assert _inner_titles(figure) == [], (page, name)
+
+
+@hsettings(max_examples=200)
+@given(st.text(alphabet=st.sampled_from("ab (→全=_.)"), max_size=60), st.integers(4, 30))
+def test_a_label_s_lines_keep_every_character_and_fit_unless_one_piece_cannot(label, width):
+    lines = lines_of(label, width)
+    assert re.sub(r"\s+", "", "".join(lines)) == re.sub(r"\s+", "", label)
+    for line in lines:
+        assert line == line.strip() or not line
+        assert len(line) <= width or not re.search(r"[\s(]", line.rstrip("(")), (label, lines)
+
+
+def test_the_label_expression_breaks_the_long_labels_and_leaves_the_rest():
+    expr = label_lines(["zero_grad(set_to_none=False)  →  zeros", "short"])
+    assert '["zero_grad(", "set_to_none=False)", "→  zeros"]' in expr and '"short"' not in expr
+    assert expr.endswith("datum.label")
 
 
 def test_predict_reasons_fill_each_option_and_fall_back_without_a_reader():

@@ -12,7 +12,7 @@ from content import words
 from core.accumulation_clipping import CLIP_RUNS, clip_accumulation_runs
 from core.accumulation_memory import EFFECTIVE_BATCH, PARTS
 from core.accumulation_recipe import ABSENT, APPLIED, NEVER
-from core.charts import COLORS, HEIGHT, OKABE_ITO, WIDTH, Labels, chartable, vertical_marker
+from core.charts import COLORS, HEIGHT, OKABE_ITO, WIDTH, Labels, chartable, label_lines, vertical_marker
 from core.figures import Figure
 
 # Colours of this page's own things, from the shared palette. The two zero_grad runs are both SGD: blue is SGD's
@@ -95,13 +95,13 @@ def zero_grad_gradient_chart(runs: pd.DataFrame) -> alt.Chart:
 def none_vs_zero_chart(df: pd.DataFrame) -> alt.LayerChart:
     """Per optimizer: how far a parameter that got no gradient moved, with .grad None or zeros."""
     status = ["skipped: .grad is None", "stepped on zeros: moved", "stepped on zeros: did not move"]
+    columns = {"True": W["charts.none_vs_zero.set_to_none"], "False": W["charts.none_vs_zero.zeros"]}
     data = L.frame(df.assign(
-        zero_grad=df.set_to_none.map({"True": W["charts.none_vs_zero.set_to_none"],
-                                      "False": W["charts.none_vs_zero.zeros"]}),
+        zero_grad=df.set_to_none.map(columns),
         status=[status[0] if g == "None" else status[1] if m > 0 else status[2] for g, m in zip(df.grad, df.moved)],
         label=[f"{m:.2e}" if m else "0" for m in df.moved]), "optimizer", "grad", "status")
     base = alt.Chart(data).encode(
-        x=alt.X("zero_grad:N", title=None, axis=alt.Axis(labelAngle=0, labelLimit=300)),
+        x=alt.X("zero_grad:N", title=None, axis=alt.Axis(labelAngle=0, labelExpr=label_lines(columns.values()))),
         y=alt.Y("optimizer:N", title=W["charts.fields.optimizer"], sort=L.domain(df.optimizer.unique())),
         tooltip=[_tip("optimizer:N"), _tip("zero_grad:N"),
                  alt.Tooltip("grad:N", title=W["charts.none_vs_zero.tip_grad"]),

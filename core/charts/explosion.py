@@ -117,10 +117,13 @@ def gain_sweep_chart(df: pd.DataFrame, gain: float) -> alt.LayerChart:
                                     W["charts.gain_sweep.tanh"]]})
     rule_base = alt.Chart(rules).encode(x="x:Q", tooltip=[_tip("label:N"), alt.Tooltip(
         "x:Q", format=".3f", title=W["charts.gain_sweep.tip_gain"])])
-    rules_drawn = rule_base.mark_rule(strokeDash=[2, 3], color=OKABE_ITO["grey"]) + rule_base.mark_text(
-        align="left", dx=3, dy=-4, baseline="bottom", color=OKABE_ITO["grey"]).encode(
-        text="label:N", y=alt.value({"expr": "height"}))  # at the foot, clear of the marker's label at the top
-    marks = [rules_drawn, vertical_marker(gain, W("charts.gain_sweep.marker", gain=gain))]
+    # each label at the foot (clear of the marker's label at the top), one line above the last: the three gains
+    # lie close together, and side by side their labels ran into each other on a phone
+    labels = [rule_base.transform_filter(f"datum.x == {x!r}").mark_text(
+        align="left", dx=3, dy=-4 - 15 * i, baseline="bottom", color=OKABE_ITO["grey"]).encode(
+        text="label:N", y=alt.value({"expr": "height"})) for i, x in enumerate(rules.x)]
+    marks = [rule_base.mark_rule(strokeDash=[2, 3], color=OKABE_ITO["grey"]), *labels,
+             vertical_marker(gain, W("charts.gain_sweep.marker", gain=gain))]
     return alt.layer(level, lines, *marks).properties(title=W["charts.gain_sweep.title"], width=WIDTH, height=HEIGHT)
 
 
