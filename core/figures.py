@@ -118,8 +118,9 @@ def _wrapped_title(text: str, font: int, responsive: bool) -> dict:
     if not responsive:
         return {"text": wrap(text, max(24, int(320 / per_char)))}
     literal = json.dumps(text)
-    if chinese:  # a Chinese glyph is about a font size wide, and a line may break before any of them
-        chars = f"max(8, floor((width + 50) / {font:.2f}))"
+    if chinese:  # a Chinese glyph is a font size wide, and a line may break before any of them; a line wider than
+        # the plot is cut short with "…" on a phone, so the estimate, exact here, gets no margin beyond the plot
+        chars = f"max(8, floor(width / {font:.2f}))"
         brk = f"(\\\\s+|$|(?=[{CJK}]))"
     else:
         chars = f"max(16, floor((width + 50) / {per_char:.2f}))"

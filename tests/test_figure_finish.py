@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 
 import altair as alt
@@ -106,6 +107,17 @@ def test_the_label_expression_breaks_the_long_labels_and_leaves_the_rest():
     expr = label_lines(["zero_grad(set_to_none=False)  →  zeros", "short"])
     assert '["zero_grad(", "set_to_none=False)", "→  zeros"]' in expr and '"short"' not in expr
     assert expr.endswith("datum.label")
+
+
+def test_a_chinese_title_s_lines_fit_the_plot_they_top():
+    """Chinese glyphs are a font size wide each; a line wider than the plot was cut short with an ellipsis."""
+    from core.figures import _wrapped_title
+
+    expr = _wrapped_title("累积梯度对比一个大批量的梯度：只有按项计数对每个 k 都精确", 15, True)["text"]["expr"]
+    chars = re.search(r"\+ (max\(8, floor\(.*?\)\)) \+", expr).group(1)
+    for width in range(160, 900, 7):  # 8 glyphs is the floor however narrow the plot
+        per_line = eval(chars, {"max": max, "floor": math.floor, "width": width})  # noqa: S307
+        assert per_line * 15 <= max(width, 8 * 15), (width, per_line)
 
 
 def test_predict_reasons_fill_each_option_and_fall_back_without_a_reader():
