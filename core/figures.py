@@ -111,12 +111,17 @@ def wrap(text: str, chars: int) -> list[str]:
     return lines or [""]
 
 
-def _wrapped_title(text: str, font: int, responsive: bool) -> dict:
-    """A title whose lines follow the chart's width: Vega re-wraps it whenever the width signal changes."""
+FIXED_TITLE_WIDTH = {"normal": 320, "present": 900}  # px a concatenated chart's title may take: a phone, a projector
+
+
+def _wrapped_title(text: str, font: int, responsive: bool, mode: str = "normal") -> dict:
+    """A title whose lines follow the chart's width: Vega re-wraps it whenever the width signal changes. A
+    concatenated chart has no one width to follow: its title is wrapped once, for a phone, or in presentation mode
+    for a projector (there a phone's lines made the title three lines tall, and pushed the chart off the screen)."""
     chinese = bool(re.search(rf"[{CJK}]", text))
     per_char = 0.55 * font  # a generous average glyph width for the sans-serif Vega draws titles in
     if not responsive:
-        return {"text": wrap(text, max(24, int(320 / per_char)))}
+        return {"text": wrap(text, max(24, int(FIXED_TITLE_WIDTH[mode] / per_char)))}
     literal = json.dumps(text)
     if chinese:  # a Chinese glyph is a font size wide, and a line may break before any of them; a line wider than
         # the plot is cut short with "…" on a phone, so the estimate, exact here, gets no margin beyond the plot
@@ -163,12 +168,13 @@ def finish(spec: dict, present: bool = False, description: str | None = None) ->
     and its text description (made by describe() when not given). Pure: returns a new dict, which shares the
     rows of its data with the given one."""
     spec = _copy(spec)
-    font = FONT["present" if present else "normal"]
+    mode = "present" if present else "normal"
+    font = FONT[mode]
     responsive = not _concatenated(spec)
     title, text = spec.get("title"), _title_text(spec)
     if text:
         kept = title if isinstance(title, dict) else {}
-        spec["title"] = {**kept, **_wrapped_title(text, font["chart"], responsive)}
+        spec["title"] = {**kept, **_wrapped_title(text, font["chart"], responsive, mode)}
 
     def legend_below(node: dict) -> None:
         encoding = node.get("encoding")
