@@ -8,6 +8,8 @@ Each concept's builders live in core/charts/<concept>.py, beside core/<concept>.
 from __future__ import annotations
 
 import functools
+import json
+import re
 from collections.abc import Iterable
 from typing import Any
 
@@ -119,8 +121,6 @@ def chartable(df: pd.DataFrame) -> pd.DataFrame:
 def lines_of(label: str, width: int = 18) -> list[str]:
     """A label on lines of at most `width` characters, broken after a space or an opening parenthesis (a piece
     with no such place in it stays whole, however long)."""
-    import re
-
     lines, line = [], ""
     for piece in re.findall(r"[^\s(]*\(|\S+\s*|\s+", label):  # "word(", "word " or spaces, in order
         if line.strip() and len((line + piece).rstrip()) > width:
@@ -133,8 +133,6 @@ def lines_of(label: str, width: int = 18) -> list[str]:
 def label_lines(labels: Iterable[str], width: int = 18) -> str:
     """An axis labelExpr that draws each of these category labels on lines of at most `width` characters
     (lines_of): side by side, long labels ran into each other on a phone. Any other label stays as it is."""
-    import json
-
     cases = [f"datum.label === {json.dumps(label, ensure_ascii=False)} ? "
              f"{json.dumps(lines, ensure_ascii=False)} : "
              for label in labels if len(lines := lines_of(label, width)) > 1]
